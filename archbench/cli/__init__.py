@@ -1,0 +1,82 @@
+"""The `archbench` command: parse arguments, call the library, print with rich.
+
+Each subcommand lives in its own module exposing ``register(subparsers)``; bad input of any kind
+ends as one line on stderr and exit status 2 (``--debug`` shows the traceback instead).
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Sequence
+
+from archbench.registry import SpecError
+
+# Subcommand modules, in the order `archbench --help` lists them.
+SUBCOMMANDS = ("profile", "zoo", "reproduce", "spaces", "search", "report")
+
+
+class UsageError(Exception):
+    """Bad input the user can fix (an option, a file, a name): reported in one line, exit 2."""
+
+
+class JobFailed(Exception):
+    """The job ran but did not do what was asked (e.g. a reproduction out of tolerance): exit 1."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="archbench",
+        description="Architecture search and efficiency benchmarks for hybrid CNN/ViT backbones.",
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
+    parser.add_argument("--version", action="version", version=f"archbench {_version()}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in SUBCOMMANDS:
+        try:
+            module = importlib.import_module(f"archbench.cli.{name}")
+        except ModuleNotFoundError as err:
+            if err.name != f"archbench.cli.{name}":
+                raise
+            continue  # a subcommand not shipped in this build
+        module.register(subparsers)
+    return parser
+
+
+def _version() -> str:
+    from archbench import __version__
+
+    return __version__
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "run", None):
+        parser.print_help()
+        return 0 if not argv else 2
+    try:
+        return int(args.run(args) or 0)
+    except KeyboardInterrupt:
+        print("archbench: interrupted", file=sys.stderr)
+        return 130
+    except (UsageError, SpecError, FileNotFoundError, ValueError) as err:
+        if args.debug:
+            raise
+        print(f"archbench: error: {_one_line(str(err))}", file=sys.stderr)
+        return 2
+    except JobFailed as err:
+        if args.debug:
+            raise
+        print(f"archbench: {_one_line(str(err))}", file=sys.stderr)
+        return 1
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def run() -> None:
+    """Console-script entry (``archbench``) and ``python bench.py``."""
+    sys.exit(main())
