@@ -5,9 +5,35 @@ Public API: ``load_arch``, ``build``, ``ArchSpec``; ``archbench.zoo``, ``archben
 """
 from __future__ import annotations
 
-from archbench.build import build, load_arch
-from archbench.registry import SpecError
-from archbench.spec import ArchSpec, InputSpec, LayerSpec, StageSpec, TokenSpec
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["ArchSpec", "InputSpec", "LayerSpec", "SpecError", "StageSpec", "TokenSpec", "build", "load_arch", "__version__"]
+
+# Resolved on first use, so `archbench --help` and `import archbench.cli` do not pay for torch.
+_LAZY = {
+    "build": "archbench.build",
+    "load_arch": "archbench.build",
+    "ArchSpec": "archbench.spec",
+    "InputSpec": "archbench.spec",
+    "LayerSpec": "archbench.spec",
+    "StageSpec": "archbench.spec",
+    "TokenSpec": "archbench.spec",
+    "SpecError": "archbench.registry",
+}
+
+if TYPE_CHECKING:
+    from archbench.build import build, load_arch
+    from archbench.registry import SpecError
+    from archbench.spec import ArchSpec, InputSpec, LayerSpec, StageSpec, TokenSpec
+
+__all__ = [*_LAZY, "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'archbench' has no attribute '{name}'")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from timm.models.mlp_mixer import Affine
 from torch import nn
 
 from archbench.blocks._common import ACTS, act_layer
@@ -24,6 +25,8 @@ class LinearHead(nn.Module):
             self.norm: nn.Module = nn.LayerNorm(in_dim, eps=norm_eps)
         elif norm == "batchnorm":
             self.norm = nn.BatchNorm1d(in_dim, eps=norm_eps)
+        elif norm == "affine":  # ResMLP's per-channel scale and shift (no statistics)
+            self.norm = Affine(in_dim)
         else:
             self.norm = nn.Identity()
         self.is_batchnorm = norm == "batchnorm"
@@ -58,7 +61,7 @@ class LinearHead(nn.Module):
     "linear",
     params=(
         Param("pool", str, "avg", choices=("avg", "cls")),
-        Param("norm", str, "layernorm", choices=("layernorm", "batchnorm", "none")),
+        Param("norm", str, "layernorm", choices=("layernorm", "batchnorm", "affine", "none")),
         Param("norm_eps", float, 1e-5, min=0.0),
         Param("hidden_dim", int, 0, min=0, help="width of a pre-logits layer (0: none)"),
         Param("hidden_act", str, "gelu", choices=ACTS),

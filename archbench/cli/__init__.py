@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 from typing import Sequence
 
 from archbench.registry import SpecError
@@ -51,6 +52,9 @@ def _version() -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if "--debug" not in argv:
+        # Tracer/deprecation chatter from torch, fvcore and timm is not for the user's terminal.
+        warnings.filterwarnings("ignore")
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "run", None):

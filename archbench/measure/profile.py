@@ -1,0 +1,137 @@
+"""`profile`: parameters, audited MACs, latency and memory of one architecture, with provenance.
+
+Accepts an ArchSpec, a zoo name, a spec file, ``timm:MODEL`` (any timm model, built without
+weights) or an ``nn.Module``; the CLI's `archbench profile` and the search share it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from archbench.measure.latency import DTYPES, Latency, measure_latency
+from archbench.measure.macs import count_macs
+from archbench.measure.memory import Memory, measure_memory
+from archbench.measure.params import count_params
+from archbench.measure.provenance import provenance
+from archbench.registry import SpecError
+from archbench.spec import ArchSpec
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Everything measured about one model at one resolution."""
+
+    name: str
+    img_size: int
+    params: int
+    macs: int
+    flops_counter: str
+    uncounted_ops: dict[str, int]
+    ignored_ops: dict[str, int]
+    latency: Latency | None
+    memory: Memory | None
+    provenance: dict[str, Any] = field(default_factory=dict)
+    arch_hash: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "img_size": self.img_size,
+            "params": self.params,
+            "macs": self.macs,
+            "gmacs": round(self.macs / 1e9, 4),
+            "flops_counter": self.flops_counter,
+            "uncounted_ops": self.uncounted_ops,
+            "ignored_ops": self.ignored_ops,
+            "latency_ms": self.latency.to_dict() if self.latency else None,
+            "memory": self.memory.to_dict() if self.memory else None,
+            "arch_hash": self.arch_hash,
+            "provenance": self.provenance,
+        }
+
+
+def resolve_model(target: ArchSpec | nn.Module | str, *, img_size: int | None = None) -> tuple[str, nn.Module, int, str | None]:
+    """(name, model, img_size, arch hash) for any accepted target; bad names raise SpecError."""
+    from archbench.build import build, load_arch
+
+    if isinstance(target, nn.Module):
+        return type(target).__name__, target, img_size or 224, None
+    if isinstance(target, str) and target.startswith("timm:"):
+        return _timm_model(target[len("timm:"):], img_size)
+    arch = load_arch(target) if isinstance(target, str) else target
+    size = img_size or arch.input.img_size
+    return arch.name, build(arch, img_size=size), size, arch.hash
+
+
+def _timm_model(name: str, img_size: int | None) -> tuple[str, nn.Module, int, None]:
+    import timm
+
+    if not timm.is_model(name):
+        close = timm.list_models(f"*{name}*")[:3]
+        hint = f" (similar: {', '.join(close)})" if close else ""
+        raise SpecError("", f"unknown timm model '{name}'{hint}")
+    kwargs: dict[str, Any] = {"pretrained": False}
+    model = timm.create_model(name, **kwargs)
+    default = model.pretrained_cfg.get("input_size", (3, 224, 224))[-1]
+    size = img_size or default
+    if size != default:
+        try:
+            model = timm.create_model(name, img_size=size, **kwargs)
+        except TypeError:
+            pass  # convolutional models take any size without being told
+    return f"timm:{name}", model, size, None
+
+
+def check_device(device: str) -> str:
+    if device == "cuda" or device.startswith("cuda:"):
+        if not torch.cuda.is_available():
+            raise SpecError("--device", "CUDA was requested but this machine has no CUDA device")
+    elif device != "cpu":
+        raise SpecError("--device", f"expected cpu or cuda, got '{device}'")
+    return device
+
+
+def profile(
+    target: ArchSpec | nn.Module | str,
+    *,
+    img_size: int | None = None,
+    batch_size: int = 1,
+    device: str = "cpu",
+    latency: bool = True,
+    memory: bool = True,
+    threads: int | None = None,
+    dtype: str = "float32",
+) -> Profile:
+    """Measure ``target``: unique params, MACs per image, and optionally latency and memory.
+
+    Example:
+        >>> p = profile("deit_s", latency=False)
+        >>> p.params, round(p.macs / 1e9, 2)
+        (22050664, 4.61)
+    """
+    check_device(device)
+    if dtype not in DTYPES:
+        raise SpecError("--dtype", f"expected one of {', '.join(DTYPES)}, got '{dtype}'")
+    name, model, size, arch_hash = resolve_model(target, img_size=img_size)
+    macs = count_macs(model, size)  # per image; MACs scale linearly with batch
+    lat = mem = None
+    if latency:
+        lat = measure_latency(model, size, batch_size=batch_size, device=device, dtype=dtype, threads=threads)
+    if memory:
+        mem = measure_memory(model, size, batch_size=batch_size, device=device)
+    return Profile(
+        name=name,
+        img_size=size,
+        params=count_params(model),
+        macs=macs.total,
+        flops_counter=macs.counter,
+        uncounted_ops=macs.uncounted_ops,
+        ignored_ops=macs.ignored_ops,
+        latency=lat,
+        memory=mem,
+        provenance=provenance(device, lat.threads if lat else threads),
+        arch_hash=arch_hash,
+    )

@@ -1,0 +1,70 @@
+"""Published vs measured: the rows of `archbench reproduce`, one per zoo preset.
+
+Each row builds the preset at its own resolution, counts params and MACs with the audited
+counter and checks both against the published figures with the tolerance rule.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Iterable
+
+from archbench.zoo import get, names, published
+from archbench.zoo.tolerance import tolerance
+
+
+@dataclass(frozen=True)
+class ReproRow:
+    name: str
+    img_size: int
+    published_params_m: str | None
+    measured_params_m: float
+    params_delta_pct: float | None
+    params_ok: bool | None
+    published_gmacs: str | None
+    measured_gmacs: float
+    gmacs_delta_pct: float | None
+    gmacs_ok: bool | None
+    uncounted_ops: dict[str, int]
+    latency_ms_median: float | None = None
+    note: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """Within tolerance on every published figure, and nothing the counter could not count."""
+        return self.params_ok is not False and self.gmacs_ok is not False and not self.uncounted_ops
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "ok": self.ok}
+
+
+def reproduce_one(name: str, *, latency: bool = False, threads: int | None = None) -> ReproRow:
+    from archbench.measure import profile
+
+    arch = get(name)
+    pub = published(name)
+    prof = profile(arch, latency=latency, memory=False, threads=threads)
+    params_m = prof.params / 1e6
+    gmacs = prof.macs / 1e9
+    p_tol = tolerance(pub.params_m, "params") if pub.params_m else None
+    m_tol = tolerance(pub.gmacs, "macs") if pub.gmacs else None
+    return ReproRow(
+        name=name,
+        img_size=prof.img_size,
+        published_params_m=pub.params_m,
+        measured_params_m=params_m,
+        params_delta_pct=p_tol.delta_pct(params_m) if p_tol else None,
+        params_ok=p_tol.accepts(params_m) if p_tol else None,
+        published_gmacs=pub.gmacs,
+        measured_gmacs=gmacs,
+        gmacs_delta_pct=m_tol.delta_pct(gmacs) if m_tol else None,
+        gmacs_ok=m_tol.accepts(gmacs) if m_tol else None,
+        uncounted_ops=prof.uncounted_ops,
+        latency_ms_median=prof.latency.median if prof.latency else None,
+        note=pub.note,
+    )
+
+
+def reproduce(selected: Iterable[str] | None = None, *, latency: bool = False, threads: int | None = None) -> list[ReproRow]:
+    """Rows for ``selected`` presets (all when None), in zoo order."""
+    chosen = list(selected) if selected else names()
+    return [reproduce_one(n, latency=latency, threads=threads) for n in chosen]
