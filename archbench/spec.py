@@ -266,6 +266,8 @@ def _parse(data: Mapping[str, Any]) -> ArchSpec:
 
 
 def _layer(raw: Any, kind: str, path: str, layout: str, *, dim: int) -> LayerSpec:
+    if raw is None:
+        raise SpecError(path, f"missing: a {kind} is required ({{type: NAME, params: {{...}}}})")
     if isinstance(raw, str):
         raw = {"type": raw}
     raw = _mapping(raw, path)

@@ -20,8 +20,8 @@ def relative_indices(hw: tuple[int, int], device: torch.device, dtype: torch.dty
     Same layout as timm's ``GPSA.get_rel_indices`` for a square grid, written for any h × w.
     """
     h, w = hw
-    rows = torch.arange(h, device=device, dtype=dtype).repeat_interleave(w)  # (N,)
-    cols = torch.arange(w, device=device, dtype=dtype).repeat(h)
+    pos = torch.arange(h * w, device=device)
+    rows, cols = (pos // w).to(dtype), (pos % w).to(dtype)  # (N,)
     dx = cols[None, :] - cols[:, None]  # (N, N): key column - query column
     dy = rows[None, :] - rows[:, None]
     return torch.stack([dx, dy, dx**2 + dy**2], dim=-1).unsqueeze(0)

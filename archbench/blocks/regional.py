@@ -186,10 +186,12 @@ class R2LBlock(nn.Module):
         local, regional = x if isinstance(x, tuple) else (x, regional_from_local(x, self.window))
         B, C, H, W = local.shape
         grid = (regional.shape[2], regional.shape[3])
-        if grid[0] * self.window < H or grid[1] * self.window < W:
+        # Each regional token owns one window: the grid must cover the map with at most one window
+        # to spare (the release's 8×8/4 stem leaves a fully padded row at sizes like 225).
+        if not all((g - 1) * self.window <= n <= g * self.window for g, n in zip(grid, (H, W))):
             raise RuntimeError(
-                f"regional grid {grid} x window {self.window} does not cover the local map {(H, W)}: "
-                "the stem's window and the block's window must agree"
+                f"regional grid {grid} with window {self.window} does not match the local map {(H, W)}: "
+                "the stem's window and the blocks' window must agree"
             )
 
         # 1. Regional self-attention over all regional tokens of an image.

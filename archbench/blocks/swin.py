@@ -23,11 +23,11 @@ def relative_index(window: tuple[int, int], table_window: tuple[int, int], devic
     reads the exact learned biases (no interpolation).
     """
     wh, ww = window
-    coords = torch.stack(torch.meshgrid(torch.arange(wh, device=device), torch.arange(ww, device=device), indexing="ij"))
-    coords = coords.flatten(1)  # (2, N)
-    rel = coords[:, :, None] - coords[:, None, :]  # (2, N, N), offsets in [-(w-1), w-1]
-    rows = rel[0] + table_window[0] - 1
-    cols = rel[1] + table_window[1] - 1
+    pos = torch.arange(wh * ww, device=device)
+    # Row/column by floor division (not meshgrid) so MAC counters see only ops they know are free.
+    rows, cols = pos // ww, pos % ww  # (N,)
+    rows = rows[:, None] - rows[None, :] + table_window[0] - 1  # (N, N), offsets shifted to >= 0
+    cols = cols[:, None] - cols[None, :] + table_window[1] - 1
     return rows * (2 * table_window[1] - 1) + cols
 
 

@@ -18,7 +18,7 @@ from archbench.spec import ArchSpec, LayerSpec
 HEAD_PARAMS = ("heads", "num_heads")
 # Integer params that are absolute channel counts of a layer (a stem's inner convs, a head's
 # pre-logits layer): they shrink with the width like the stage dims do.
-WIDTH_PARAMS = ("channels", "hidden_dim", "mid_dim", "embed_dim", "stem_dim", "hidden_channels")
+WIDTH_PARAMS = ("channels", "hidden_dim", "fc_dim", "mid_dim", "embed_dim", "stem_dim", "hidden_channels")
 # Integer params that are both kernel and stride over the feature map (PVT's spatial reduction):
 # a map smaller than the kernel cannot take them, so they are clamped to the map at proxy size.
 MAP_KERNEL_PARAMS = ("sr_ratio",)

@@ -1,0 +1,45 @@
+"""FCViT presets (Ma et al., "A Close Look at Spatial Modeling: From Attention to Convolution",
+arXiv 2212.12552); configs from ma-xu/FCViT's models/fcvit.py, parameter counts from its README.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from archbench.zoo import Published, pyramid, register_preset
+
+MLP_RATIOS = [8, 8, 4, 4]
+
+
+def fcvit(dims: list[int], depths: list[int]) -> dict[str, Any]:
+    """MetaFormer pyramid: 7×7/4 conv + BN stem, 3×3/2 conv + BN between stages, FCViT blocks
+    (two 11×11 token mixes with global context, 8 groups, competing bottleneck), MLP ratios [8, 8, 4, 4]."""
+    return pyramid(
+        stem={"type": "overlap", "params": {"kernel": 7, "stride": 4, "norm": "batchnorm"}},
+        dims=dims,
+        depths=depths,
+        block=lambda stage: {"type": "fcvit", "params": {"mlp_ratio": float(MLP_RATIOS[stage])}},
+        downsample={"type": "conv", "params": {"kernel": 3, "norm": "batchnorm", "norm_position": "post"}},
+        head={"type": "linear"},
+    )
+
+
+_SRC = "ma-xu/FCViT@77e5a9d15d:README.md (params only; FLOPs n/f)"
+_NOTE = (
+    "Release differences kept out of the spec language: its stem pads 3 (the 'overlap' stem pads 2; "
+    "same output size and MACs at multiples of 4, windows shifted by one pixel) and its head norm is "
+    "GroupNorm(1) over C, H, W (the 'linear' head's LayerNorm over C has the same parameter count)."
+)
+_BASE = [64, 128, 320, 512]
+
+for _name, _dims, _depths, _params, _top1 in (
+    ("fcvit_tiny", [32, 64, 160, 320], [3, 3, 5, 2], "4.6", "74.9"),
+    ("fcvit_b12", _BASE, [2, 2, 6, 2], "14", "80.9"),
+    ("fcvit_b24", _BASE, [4, 4, 12, 4], "25.7", "82.5"),
+    ("fcvit_b48", _BASE, [8, 8, 24, 8], "49.1", "83.6"),
+):
+    register_preset(
+        _name,
+        lambda d=_dims, n=_depths: fcvit(d, n),
+        Published(_params, None, _SRC, _top1, _NOTE),
+        family="FCViT",
+    )
