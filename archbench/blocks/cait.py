@@ -99,7 +99,9 @@ class ClassAttentionHead(nn.Module):
             x = x.flatten(2).transpose(1, 2)  # (B, HW, C)
         elif tokens is not None and tokens.num_prefix_tokens:
             x = x[:, tokens.num_prefix_tokens :]  # the trunk's own class tokens are not patches
-        cls = self.cls_token.expand(x.shape[0], -1, -1)  # (B, 1, C)
+        # repeat, not expand: under no_grad an expanded view of a parameter has no grad_fn, which
+        # torch's FlopCounterMode (module tracker) rejects when it is handed to a submodule.
+        cls = self.cls_token.repeat(x.shape[0], 1, 1)  # (B, 1, C)
         for block in self.blocks:
             cls = block(x, cls)
         # timm normalises [cls, patches] jointly; LN is per token, so the class token's row is the same.

@@ -1,13 +1,5 @@
-"""Token-mixing MLP blocks: MLP-Mixer (Tolstikhin et al., NeurIPS 2021) and ResMLP (Touvron et al.,
-"ResMLP: Feedforward networks for image classification with data-efficient training", TPAMI 2022).
-
-Token mixing is a linear map over the token axis, sized by the token count at the build resolution.
-At any other grid the token-mixing weights are resampled, not rebuilt: a weight of shape
-(N_out, N_in), N = h·w, is viewed as an image over the output grid and one over the input grid
-and each grid axis is resized bilinearly (``align_corners=False``) to the grid of the forward pass.
-Along the input axis the weights are also scaled by N_in / N_in' so a sum over more (fewer) tokens
-keeps its magnitude, as a Riemann sum over a finer (coarser) sampling of the same image would.
-Prefix (class) tokens, if a spec adds them, skip token mixing and only pass the channel MLP.
+"""Token-mixing MLP blocks, MLP-Mixer (Tolstikhin et al., NeurIPS 2021) and ResMLP (Touvron et al.,
+TPAMI 2022), whose token-sized weights are resampled bilinearly to run at any grid.
 """
 from __future__ import annotations
 
@@ -22,7 +14,16 @@ from archbench.registry import BlockContext, Param, TokenState, register
 
 
 def resample_in(weight: torch.Tensor, src: tuple[int, int], dst: tuple[int, int]) -> torch.Tensor:
-    """(M, h·w) -> (M, h'·w'): resize the input-token axis as a grid, rescaled by N / N'."""
+    """(M, h·w) -> (M, h'·w'): resize the input-token axis as a grid, rescaled by N / N'.
+
+    Token mixing is a linear map over the token axis, sized by the token count at the build
+    resolution. At any other grid its weights are resampled rather than rebuilt: a weight of shape
+    (N_out, N_in), N = h·w, is viewed as an image over the input grid (here) and one over the output
+    grid (:func:`resample_out`), and each is resized bilinearly (``align_corners=False``) to the grid
+    of the forward pass. Along the input axis the weights are also scaled by N_in / N_in', so a sum
+    over more (fewer) tokens keeps its magnitude, as a Riemann sum over a finer (coarser) sampling
+    of the same image would. Gradients flow to the weights at the build grid.
+    """
     if src == dst:
         return weight
     m = weight.shape[0]
@@ -60,7 +61,10 @@ def _add_to_grid(x: torch.Tensor, update: torch.Tensor, prefix: int) -> torch.Te
 
 
 class MixerLayer(_BothLayouts, MixerBlock):
-    """timm's MixerBlock (same parameter names) with its token MLP resampled to the forward's grid."""
+    """timm's MixerBlock (same parameter names) with its token MLP resampled to the forward's grid.
+
+    Prefix (class) tokens, if a spec adds them, skip token mixing and only pass the channel MLP.
+    """
 
     def __init__(self, dim: int, grid: tuple[int, int], tokens_mlp_ratio: float, mlp_ratio: float, drop_path: float) -> None:
         MixerBlock.__init__(

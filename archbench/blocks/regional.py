@@ -156,7 +156,9 @@ class R2LBlock(nn.Module):
     [regional token + its window² local tokens] with relative bias, then an MLP on all tokens.
 
     Local maps whose size is not a multiple of the window are zero-padded at the bottom/right to
-    the regional grid and the padded tokens are masked out as keys (the release's scheme).
+    the regional grid and the padded tokens are masked out as keys, as the release intends. (Its
+    mask unmasks the padded columns of the bottom-right window, so at such sizes its outputs
+    differ from this block; at multiples of 4·window, e.g. 224, they agree exactly.)
     """
 
     def __init__(self, dim: int, heads: int, window: int, mlp_ratio: float, qkv_bias: bool, drop_path: float) -> None:

@@ -14,9 +14,9 @@ from typing import Any, Mapping, Protocol, Sequence
 from archbench.registry import SpecError
 
 # Names a derived value may read besides the space's `vars`: the stage's own width and depth, its
-# 1-based index and the previous stage's width.
-BUILTIN_NAMES = ("dim", "depth", "stage", "prev_dim")
-OPERATIONS = ("multiply", "divide", "add", "subtract")
+# 1-based index, the previous stage's width and the target input size.
+BUILTIN_NAMES = ("dim", "depth", "stage", "prev_dim", "img_size")
+OPERATIONS = ("multiply", "divide", "add", "subtract", "map")
 ROUNDINGS = ("floor", "ceil", "nearest", "divisor")
 
 
@@ -212,6 +212,7 @@ class Derived(Value):
 
     ``divide`` must come out whole unless ``round`` says how to make it so; ``round: divisor`` picks
     the divisor of the source closest to the quotient (what a head count needs: 96 / 64 -> 2).
+    ``map: {a: x, b: y}`` looks the source up in a table (ties a string to a choice elsewhere).
     """
 
     source: str
@@ -219,6 +220,7 @@ class Derived(Value):
     operand: Value | None = None
     rounding: str | None = None
     path: str = ""
+    table: tuple[tuple[Any, Any], ...] = ()
 
     @property
     def reads(self) -> tuple[str, ...]:
@@ -233,6 +235,11 @@ class Derived(Value):
     def apply(self, base: Any, operand: Any, name: str = "") -> Any:
         if self.operation is None:
             return _copy(base)
+        if self.operation == "map":
+            for key, value in self.table:
+                if same(key, base):
+                    return _copy(value)
+            raise InvalidSample(name, f"map has no entry for {self.source} = {format_literal(base)}")
         if not _is_number(base) or not _is_number(operand):
             raise InvalidSample(name, f"cannot {self.operation} {base!r} by {operand!r}")
         if self.operation == "multiply":
@@ -274,6 +281,8 @@ class Derived(Value):
         """Every value this node can give in ``env`` (None when the operand is continuous)."""
         if self.source not in env:
             return None
+        if self.operation == "map":
+            return [v for k, v in self.table if same(k, env[self.source])]
         base = env[self.source]
         operands = [None] if self.operand is None else self.operand.finite_values()
         if operands is None:
@@ -286,13 +295,16 @@ class Derived(Value):
                 continue
         return results
 
+    def table_values(self) -> list[Any]:
+        return [v for _, v in self.table]
+
     def holds(self, value: Any, env: Mapping[str, Any]) -> bool:
         outcomes = self.outcomes(env)
         if outcomes is not None:
             return any(same(value, v) for v in outcomes)
         # A continuous operand: invert the operation and ask the operand.
         base = env.get(self.source)
-        if not _is_number(base) or not _is_number(value) or self.operand is None or self.rounding:
+        if self.operation == "map" or not _is_number(base) or not _is_number(value) or self.operand is None or self.rounding:
             return False
         inverse = {
             "multiply": lambda: value / base if base else None,
@@ -305,6 +317,9 @@ class Derived(Value):
     def describe(self) -> str:
         if self.operation is None:
             return f"= {self.source}"
+        if self.operation == "map":
+            pairs = ", ".join(f"{format_literal(k)} → {format_literal(v)}" for k, v in self.table)
+            return f"= {self.source} mapped {{{pairs}}}"
         operand = self.operand.describe() if self.operand is not None else "?"
         symbol = {"multiply": "×", "divide": "/", "add": "+", "subtract": "-"}[self.operation]
         rounding = f" ({self.rounding})" if self.rounding else ""
@@ -445,7 +460,15 @@ def _parse_derived(raw: Mapping[str, Any], path: str) -> Derived:
         raise SpecError(path, f"give at most one operation, not {' and '.join(ops)}")
     operation = ops[0] if ops else None
     operand: Value | None = None
-    if operation is not None:
+    table: tuple[tuple[Any, Any], ...] = ()
+    if operation == "map":
+        raw_table = raw["map"]
+        if not isinstance(raw_table, Mapping) or not raw_table:
+            raise SpecError(f"{path}.map", f"expected a non-empty mapping from values of '{source}' to values, got {_kind(raw_table)}")
+        for key, value in raw_table.items():
+            _check_literal(value, f"{path}.map.{key}")
+        table = tuple(raw_table.items())
+    elif operation is not None:
         operand = parse_value(raw[operation], f"{path}.{operation}", allow_derived=False)
         values = operand.finite_values() or []
         for value in values:
@@ -457,9 +480,9 @@ def _parse_derived(raw: Mapping[str, Any], path: str) -> Derived:
     if rounding is not None:
         if rounding not in ROUNDINGS:
             raise SpecError(f"{path}.round", f"expected one of {', '.join(ROUNDINGS)}, got {_kind(rounding)}")
-        if operation is None:
-            raise SpecError(f"{path}.round", "round needs an operation (multiply, divide, add, subtract)")
-    return Derived(source, operation, operand, rounding, path)
+        if operation in (None, "map"):
+            raise SpecError(f"{path}.round", "round needs an arithmetic operation (multiply, divide, add, subtract)")
+    return Derived(source, operation, operand, rounding, path, table)
 
 
 def _suggest_key(raw: Mapping[str, Any], allowed: set[str]) -> str:

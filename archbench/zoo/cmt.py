@@ -31,32 +31,38 @@ def cmt(
 
 
 _REPO = "ggjy/CMT.pytorch README.md (top-1, resolution)"
-_KECAM = "; params/GFLOPs computed by leondgarse/keras_cv_attention_models README (third-party)"
-_SURVEY = "; params/GFLOPs from Han et al. 'A Survey on Vision Transformer' Table 1 (third-party copy)"
-_NOTE_KECAM = "MACs (release train.py uses torchprofile profile_macs); figures are kecam's own count, not the authors'"
-_NOTE_SURVEY = "MACs; survey copy of the paper's table (kecam counts {} too); mindcv counts cmt_small at 26.09M"
+_KECAM = _REPO + "; params/GFLOPs computed by leondgarse/keras_cv_attention_models README (third-party)"
+_SURVEY = _REPO + "; params/GFLOPs from a copy of Han et al., 'A Survey on Vision Transformer', Table 1 (third-party)"
+_MACS = "GFLOPs are MACs (the release's train.py uses torchprofile profile_macs)"
 
 register_preset(
     "cmt_ti",
     lambda: cmt([46, 92, 184, 368], [2, 2, 10, 2], 16, 3.6, img_size=160),
-    Published("9.5", "0.65", _REPO + _KECAM, "79.0", _NOTE_KECAM),
+    Published("9.5", "0.65", _KECAM, "79.0", f"{_MACS}; kecam's own count, not the authors'"),
     family="CMT",
 )
 register_preset(
     "cmt_xs",
     lambda: cmt([52, 104, 208, 416], [3, 3, 12, 3], 16, 3.77, img_size=192),
-    Published("15.2", "1.58", _REPO + _KECAM, "81.8", _NOTE_KECAM),
+    Published("15.2", "1.58", _KECAM, "81.8", f"{_MACS}; kecam's own count, not the authors'"),
     family="CMT",
 )
 register_preset(
     "cmt_s",
     lambda: cmt([64, 128, 256, 512], [3, 3, 16, 3], 32, 4.0, img_size=224),
-    Published("25.1", "4.0", _REPO + _SURVEY, "83.5", _NOTE_SURVEY.format("25.1M / 4.09G")),
+    Published(
+        "25.1",
+        "4.0",
+        _SURVEY,
+        "83.5",
+        f"{_MACS}; the release's cmt_s config counts 26.26M params (kecam prints 25.1M but 4.09G; "
+        "mindcv counts 26.09M without the relative biases): 25.1 does not match the released code",
+    ),
     family="CMT",
 )
 register_preset(
     "cmt_b",
     lambda: cmt([76, 152, 304, 608], [4, 4, 20, 4], 38, 4.0, img_size=256, drop=0.3),
-    Published("45.7", "9.3", _REPO + _SURVEY, "84.5", _NOTE_SURVEY.format("45.7M / 9.42G").replace("; mindcv counts cmt_small at 26.09M", "")),
+    Published("45.7", "9.3", _SURVEY, "84.5", f"{_MACS}; kecam counts 45.7M / 9.42G; PMC survey page: 45.7M / 9.3G"),
     family="CMT",
 )

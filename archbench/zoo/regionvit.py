@@ -22,12 +22,15 @@ def regionvit(dims: list[int], depths: list[int], heads: list[int], local_stem: 
 
 
 _SRC = "IBM/RegionViT@77000c2fcf README.md (ImageNet-1k table), regionvit/regionvit.py"
-# The README gives no counting method (its FLOPs column carries no unit convention); fvcore is a
-# listed requirement and its detection FLOPs follow detectron2's fvcore-based counter.
+# The release ships no FLOP counter and the README states no method; fvcore is in its requirements.
 _NOTE = (
-    "FLOPs column are MACs as fvcore counts them (all matrix products: regional and local "
-    "attention QK^T/AV included; the relative-bias add, masking and softmax are not MACs). "
-    "Our honest count reproduces all four within tolerance; the release has no counter of its own."
+    "FLOPs are MACs with both attention steps counted (regional and local QK^T and AV). The matrix "
+    "products alone (convs, linears, attention: 2.415/5.339/7.410/13.046 G for Ti/S/M/B) round to "
+    "the README's 2.4/5.3/7.4/13.0; our total adds fvcore's LayerNorm MACs (+0.2-0.4%: "
+    "2.429/5.360/7.433/13.078; fvcore on the released code: 2.426/5.355/7.431/13.074), which match "
+    "only if the README truncated. Without attention "
+    "(module-hook counters such as ptflops) S and M give 5.20/7.22: too low. The relative-bias add "
+    "is not a MAC (it would be < 0.1%)."
 )
 
 register_preset(

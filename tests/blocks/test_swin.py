@@ -38,6 +38,13 @@ def copy_params_in_order(src: torch.nn.Module, dst: torch.nn.Module) -> None:
             d.copy_(s)
 
 
+def copy_params_in_order_except_table(src: torch.nn.Module, dst: torch.nn.Module) -> None:
+    with torch.no_grad():
+        for (name, s), d in zip(src.named_parameters(), dst.parameters()):
+            if "relative_position_bias_table" not in name:
+                d.copy_(s)
+
+
 def our_block(dim: int, heads: int, resolution: int, block_index: int) -> SwinBlock:
     ctx = BlockContext(dim, "pyramid", 0, block_index, 2, 0.0, (resolution, resolution))
     return lookup("block", "window").factory(ctx, heads=heads, window_size=7, shift=True, mlp_ratio=4.0, qkv_bias=True)
@@ -71,15 +78,10 @@ def test_runtime_clamp_reads_the_centre_of_the_bias_table() -> None:
     torch.testing.assert_close(ours(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1), theirs(x), atol=2e-5, rtol=1e-4)
 
 
-def copy_params_in_order_except_table(src: torch.nn.Module, dst: torch.nn.Module) -> None:
-    with torch.no_grad():
-        for (name, s), d in zip(src.named_parameters(), dst.parameters()):
-            if "relative_position_bias_table" not in name:
-                d.copy_(s)
-
-
 def test_model_matches_timm_swin() -> None:
-    theirs = SwinTransformer(img_size=224, patch_size=4, embed_dim=16, depths=(2, 2, 2, 2), num_heads=(1, 2, 4, 8), num_classes=10).eval()
+    theirs = SwinTransformer(
+        img_size=224, patch_size=4, embed_dim=16, depths=(2, 2, 2, 2), num_heads=(1, 2, 4, 8), num_classes=10
+    ).eval()
     theirs.patch_embed.norm.eps = 1e-6  # archbench's patchify LayerNorm2d uses 1e-6 (timm's Swin 1e-5)
     ours = archbench.build(small_spec()).eval()
     copy_params_in_order(theirs, ours)
@@ -116,6 +118,7 @@ def test_built_at_one_size_runs_at_another() -> None:
     model = archbench.build(small_spec(224)).eval()
     assert model(torch.randn(1, 3, 160, 160)).shape == (1, 10)
     assert model(torch.randn(1, 3, 288, 288)).shape == (1, 10)
+    assert model(torch.randn(1, 3, 96, 224)).shape == (1, 10)  # last map 3x7: window (3, 7), no shift
 
 
 def test_table_clamped_at_build_resolution_like_timm() -> None:

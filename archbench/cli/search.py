@@ -1,0 +1,104 @@
+"""`archbench search` / `python bench.py search`: multi-objective architecture search.
+
+Flags map one to one onto SearchOptions; the run lands in runs/<space>-<timestamp>/ (Parquet parts,
+manifest, Optuna journal, Ray log) and ends with the run's leaderboard.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import fields
+
+from archbench.cli import UsageError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from archbench.search.options import SAMPLERS, SCHEDULERS, SearchOptions
+
+    d = SearchOptions()
+    p = subparsers.add_parser(
+        "search",
+        help="search a space: Optuna samples, Ray Tune trains proxies, results land as Parquet",
+        description="Multi-objective architecture search. Each trial samples an architecture from the space, "
+        "counts its params and MACs at the space's resolution (rejecting constraint violations before any "
+        "training), times it in isolation when latency matters, trains a scaled-down proxy on the dataset and "
+        "records one Parquet part. Defaults run in minutes on a 2-core CPU with the bundled digits dataset.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    S = argparse.SUPPRESS  # flags left out keep SearchOptions' defaults (and stay "not given" on --resume)
+    p.add_argument("--space", default=S, help=f"shipped space name, space file, zoo preset or arch file (default {d.space})")
+    p.add_argument("--trials", type=int, default=S, help=f"trials to complete (default {d.trials})")
+    p.add_argument("--sampler", choices=SAMPLERS, default=S, help=f"Optuna sampler (default {d.sampler})")
+    p.add_argument("--objectives", default=S, help="comma list of NAME:max|min from val_acc, macs, params, latency_ms (default val_acc:max,macs:min)")
+    p.add_argument("--dataset", default=S, help="digits | cifar10:PATH | cifar100:PATH | folder:PATH (default digits, bundled)")
+    p.add_argument("--epochs", type=int, default=S, help=f"proxy training epochs (default {d.epochs})")
+    p.add_argument("--batch-size", type=int, default=S, help=f"proxy training batch size (default {d.batch_size})")
+    p.add_argument("--lr", type=float, default=S, help=f"peak AdamW learning rate (default {d.lr})")
+    p.add_argument("--mixup", type=float, default=S, help="timm Mixup alpha, 0 = off (default 0)")
+    p.add_argument("--cutmix", type=float, default=S, help="timm CutMix alpha, 0 = off (default 0)")
+    p.add_argument("--proxy-img-size", type=int, default=S, help=f"proxy training resolution (default {d.proxy_img_size})")
+    p.add_argument("--proxy-width-mult", type=float, default=S, help=f"proxy width multiplier (default {d.proxy_width_mult})")
+    p.add_argument("--proxy-depth-mult", type=float, default=S, help=f"proxy depth multiplier (default {d.proxy_depth_mult})")
+    p.add_argument("--scheduler", choices=SCHEDULERS, default=S, help="fifo, or asha to prune on val_acc (default fifo)")
+    p.add_argument("--cpus-per-trial", type=int, default=S, help=f"CPU threads per trial (default {d.cpus_per_trial})")
+    p.add_argument("--gpus-per-trial", type=float, default=S, help="GPUs per trial, fractional packs several (default 0; 0.25 with --device cuda)")
+    p.add_argument("--concurrency", type=int, default=S, help="trials at once (default: CPUs / cpus-per-trial)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=S, help="training/latency device (default auto)")
+    p.add_argument("--ray-address", default=S, help="join an existing Ray cluster (ray start --head …) instead of a local one")
+    p.add_argument("--run-dir", default=S, help="run folder (default runs/<space>-<timestamp>)")
+    p.add_argument("--resume", action="store_true", default=S, help="continue the run in --run-dir up to --trials")
+    p.add_argument("--seed", type=int, default=S, help=f"seed of sampler, splits and training (default {d.seed})")
+    p.add_argument("--max-macs", default=S, help="override the space's max_macs, e.g. 2G")
+    p.add_argument("--max-params", default=S, help="override the space's max_params, e.g. 20M")
+    p.add_argument("--time-budget", type=float, default=S, dest="time_budget_min", help="minutes after which no new trial starts")
+    p.add_argument("--latency-batch-size", type=int, default=S, help="batch size of latency measurements (default 1)")
+    p.add_argument("--top", type=int, default=10, help="leaderboard rows printed at the end")
+    p.add_argument("--no-live", action="store_true", help="no live view: one line per finished trial")
+    p.set_defaults(run=run)
+
+
+def _options_from(args: argparse.Namespace) -> tuple["SearchOptions", set[str]]:  # noqa: F821
+    from archbench.search.options import SearchOptions, parse_objectives
+    from archbench.space._constraints import _quantity
+
+    names = {f.name for f in fields(SearchOptions)}
+    given = {k: v for k, v in vars(args).items() if k in names}
+    if "objectives" in given:
+        given["objectives"] = parse_objectives(given["objectives"])
+    for key in ("max_macs", "max_params"):
+        if key in given:
+            given[key] = _quantity(given[key], f"--{key.replace('_', '-')}", key)
+    return SearchOptions(**given), set(given)
+
+
+def run(args: argparse.Namespace) -> int:
+    from archbench.cli._output import console, quiet_libraries
+    from archbench.report.leaderboard import print_leaderboard
+    from archbench.search.runner import run_search
+
+    quiet_libraries()
+    try:
+        options, given = _options_from(args)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    out = console()
+    outcome = run_search(
+        options,
+        command=["archbench", *sys.argv[1:]] if sys.argv[0].endswith("archbench") else ["python", *sys.argv],
+        overrides=given,
+        quiet=not args.debug,
+        live=not args.no_live,
+    )
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(outcome.counts.items())) or "no trials"
+    out.print(f"\n[bold]{outcome.run_dir}[/]: {counts} in {outcome.elapsed_s:.0f}s")
+    print_leaderboard([outcome.run_dir], top=args.top, console=out)
+    out.print(
+        f"written: {outcome.run_dir}/trials/ (Parquet, one part a trial), manifest.json, space.yaml, "
+        f"optuna.db, ray.log"
+    )
+    if outcome.interrupted:
+        out.print(f"interrupted: continue with  archbench search --resume --run-dir {outcome.run_dir}")
+        return 130
+    if outcome.stopped_by_budget:
+        out.print("time budget reached: no new trials were started after it")
+    return 0

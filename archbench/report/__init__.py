@@ -1,0 +1,2 @@
+"""Reading runs: Pareto ranks, hypervolume, leaderboards, plots and exports.
+"""

@@ -1,0 +1,111 @@
+"""Latency isolation: a readers-writer lease per machine, held by a small Ray actor.
+
+Training epochs hold a shared lease; a latency measurement takes the exclusive lease, which waits
+for running epochs to end and holds new ones back, so no figure is timed on a loaded device.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Iterator
+
+import ray
+import ray.util.scheduling_strategies
+
+ISOLATION_METHOD = (
+    "exclusive device lease: one readers-writer lock actor per node; training epochs hold shared "
+    "leases, a latency measurement waits for running epochs to finish and blocks new ones"
+)
+
+
+@ray.remote(num_cpus=0)
+class DeviceLease:
+    """Writer-preferring readers-writer lock (an asyncio actor, so waiting callers block no one).
+
+    Holders are named (the trial id), so releases are idempotent and the driver can free the
+    leases of a trial that died without releasing them.
+    """
+
+    def __init__(self) -> None:
+        self._readers: set[str] = set()
+        self._writer: str | None = None
+        self._writers_waiting = 0
+        self._changed = asyncio.Condition()
+
+    async def acquire_shared(self, holder: str) -> None:
+        async with self._changed:
+            await self._changed.wait_for(lambda: self._writer is None and self._writers_waiting == 0)
+            self._readers.add(holder)
+
+    async def acquire_exclusive(self, holder: str) -> None:
+        async with self._changed:
+            self._writers_waiting += 1
+            await self._changed.wait_for(lambda: self._writer is None and not (self._readers - {holder}))
+            self._writers_waiting -= 1
+            self._readers.discard(holder)
+            self._writer = holder
+
+    async def release(self, holder: str) -> None:
+        async with self._changed:
+            self._readers.discard(holder)
+            if self._writer == holder:
+                self._writer = None
+            self._changed.notify_all()
+
+    async def state(self) -> dict[str, object]:
+        return {"readers": sorted(self._readers), "writer": self._writer, "writers_waiting": self._writers_waiting}
+
+
+def _name(run_id: str, node_id: str) -> str:
+    return f"archbench-lease-{run_id}-{node_id[:16]}"
+
+
+def create_leases(run_id: str) -> list[ray.actor.ActorHandle]:
+    """One lease actor per alive node, owned by the driver so it lives exactly as long as the run."""
+    handles = []
+    for node in ray.nodes():
+        if not node.get("Alive"):
+            continue
+        strategy = ray.util.scheduling_strategies.NodeAffinitySchedulingStrategy(node_id=node["NodeID"], soft=False)
+        handles.append(
+            DeviceLease.options(
+                name=_name(run_id, node["NodeID"]),
+                namespace="archbench",
+                get_if_exists=True,
+                scheduling_strategy=strategy,
+                max_concurrency=1000,
+            ).remote()
+        )
+    return handles
+
+
+def lease_for_this_node(run_id: str) -> ray.actor.ActorHandle | None:
+    """The lease of the node this trial runs on; None if the node joined after the run started."""
+    node_id = ray.get_runtime_context().get_node_id()
+    try:
+        return ray.get_actor(_name(run_id, node_id), namespace="archbench")
+    except ValueError:
+        return None
+
+
+@contextlib.contextmanager
+def exclusive(lease: ray.actor.ActorHandle | None, holder: str) -> Iterator[None]:
+    """Hold the device alone (latency measurement); no-op without a lease."""
+    if lease is None:
+        yield
+        return
+    ray.get(lease.acquire_exclusive.remote(holder))
+    try:
+        yield
+    finally:
+        ray.get(lease.release.remote(holder))
+
+
+def acquire_shared(lease: ray.actor.ActorHandle | None, holder: str) -> None:
+    if lease is not None:
+        ray.get(lease.acquire_shared.remote(holder))
+
+
+def release(lease: ray.actor.ActorHandle | None, holder: str) -> None:
+    if lease is not None:
+        ray.get(lease.release.remote(holder))

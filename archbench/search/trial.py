@@ -1,0 +1,210 @@
+"""One search trial, as it runs on a Ray worker: reject, time in isolation, train the proxy, report.
+
+Every report carries the whole record so far (flat keys), so the driver can write the trial's
+Parquet part from the last one whatever way the trial ends (finished, pruned, failed, interrupted).
+"""
+from __future__ import annotations
+
+import math
+import time
+import traceback
+from dataclasses import dataclass
+from typing import Any
+
+from ray import tune
+
+from archbench.search import lease as leases
+from archbench.train.data import Dataset
+
+
+@dataclass(frozen=True)
+class TrialPlan:
+    """What every trial of one run shares (handed once through the object store)."""
+
+    run_id: str
+    epochs: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    warmup_epochs: int
+    label_smoothing: float
+    mixup: float
+    cutmix: float
+    proxy_img_size: int
+    proxy_width_mult: float
+    proxy_depth_mult: float
+    device: str
+    cpus_per_trial: int
+    seed: int
+    needs_training: bool
+    measure_latency: bool
+    max_latency_ms: float | None
+    latency_batch_size: int
+    latency_threads: int | None
+    target_img_size: int
+    target_num_classes: int
+    constraints: Any = None  # the space's Constraints, re-checked with the audited counts
+
+
+class TrialFailed(RuntimeError):
+    """Raised after a `failed` report so Tune (and Optuna) mark the trial as errored."""
+
+
+def _objective_placeholders(record: dict[str, Any]) -> dict[str, Any]:
+    # Optuna needs a number for every objective even for a rejected trial; constraint flags make
+    # such trials infeasible for the sampler, and these values make them dominated besides.
+    record.setdefault("val_acc", 0.0)
+    record.setdefault("val_loss", math.inf)
+    record.setdefault("latency_ms_median", math.inf)
+    return record
+
+
+def run_trial(config: dict[str, Any], *, data: Dataset | None, plan: TrialPlan) -> None:
+    """The Ray Tune function trainable (wrapped with ``tune.with_parameters``)."""
+    from archbench.spec import ArchSpec
+
+    arch = ArchSpec.from_dict(config["arch"])
+    record: dict[str, Any] = {
+        "trial_number": config["trial_number"],
+        "status": "running",
+        "error": "",
+        "started_at": time.time(),
+        "epochs_run": 0,
+    }
+    try:
+        record.update(_cheap_objectives(arch))
+    except Exception as err:
+        _fail(record, err)
+    violation = config.get("violation") or (
+        plan.constraints.violated(record["params"], record["macs"]) if plan.constraints is not None else None
+    )
+    if violation:
+        record.update(status="rejected", error=violation, finished_at=time.time())
+        tune.report(_objective_placeholders(record))
+        return
+    lease = leases.lease_for_this_node(plan.run_id)
+    try:
+        if plan.measure_latency:
+            record.update(_latency(arch, plan, lease, config["trial_number"]))
+            if plan.max_latency_ms is not None and record["latency_ms_median"] > plan.max_latency_ms:
+                record.update(
+                    status="rejected",
+                    error=f"latency {record['latency_ms_median']:.1f} ms > max_latency_ms {plan.max_latency_ms:g}",
+                    finished_at=time.time(),
+                )
+                tune.report(_objective_placeholders(record))
+                return
+        if plan.needs_training:
+            _train(arch, data, plan, config, record, lease)
+        record.update(status="ok", finished_at=time.time())
+        tune.report(_objective_placeholders(record))
+    except Exception as err:  # any failure of one architecture is data, not a crash of the search
+        _fail(record, err)
+
+
+def _fail(record: dict[str, Any], err: Exception) -> None:
+    """Report the trial as failed (with its error), then raise so Tune and Optuna mark it errored."""
+    message = f"{type(err).__name__}: {err}".strip().splitlines()
+    record.update(status="failed", error=(message[0] if message else type(err).__name__)[:500], finished_at=time.time())
+    record["traceback"] = traceback.format_exc(limit=8)[-4000:]
+    record.setdefault("params", None)
+    record.setdefault("macs", None)
+    tune.report(_objective_placeholders(record))
+    raise TrialFailed(record["error"]) from err
+
+
+def _cheap_objectives(arch: Any) -> dict[str, Any]:
+    """Params and audited MACs of the full-size architecture at the space's target resolution."""
+    from archbench.build import build
+    from archbench.measure import count_macs, count_params
+
+    model = build(arch)
+    counted = count_macs(model, arch.input.img_size, in_chans=arch.input.in_chans)
+    return {"params": count_params(model), "macs": counted.total, "uncounted_ops": ",".join(counted.uncounted_ops)}
+
+
+def lease_holder(run_id: str, trial_number: int) -> str:
+    return f"{run_id}:{trial_number}"
+
+
+def _latency(arch: Any, plan: TrialPlan, lease: Any, number: int) -> dict[str, Any]:
+    from archbench.build import build
+    from archbench.measure import measure_latency
+
+    model = build(arch, img_size=plan.target_img_size, num_classes=plan.target_num_classes)
+    threads = plan.latency_threads or plan.cpus_per_trial
+    with leases.exclusive(lease, lease_holder(plan.run_id, number)):
+        lat = measure_latency(model, plan.target_img_size, batch_size=plan.latency_batch_size, device=plan.device, threads=threads, max_seconds=10.0)
+    return {
+        "latency_ms_median": lat.median,
+        "latency_ms_p90": lat.p90,
+        "latency_batch_size": lat.batch_size,
+        "latency_device": lat.device,
+        "latency_threads": lat.threads,
+        "latency_dtype": lat.dtype,
+    }
+
+
+def _train(arch: Any, data: Dataset | None, plan: TrialPlan, config: dict[str, Any], record: dict[str, Any], lease: Any) -> None:
+    from archbench.train import scale_arch, train_proxy
+
+    assert data is not None
+    proxy = scale_arch(
+        arch,
+        width_mult=plan.proxy_width_mult,
+        depth_mult=plan.proxy_depth_mult,
+        img_size=plan.proxy_img_size,
+        num_classes=data.num_classes,
+        in_chans=data.in_chans,
+    )
+    seed = plan.seed + int(config["trial_number"])
+
+    def on_epoch(epoch: Any) -> None:
+        history = record.setdefault("val_acc_history", [])
+        history.append(epoch.val_acc)
+        record.update(
+            best_val_acc=max(history),
+            epochs_run=epoch.epoch,
+            val_acc=epoch.val_acc,
+            val_loss=epoch.val_loss,
+            train_loss=epoch.train_loss,
+            train_seconds=record.get("train_seconds", 0.0) + epoch.train_seconds,
+            images_per_second=epoch.images_per_second,
+        )
+        # Give way between epochs to a latency measurement waiting for the device.
+        leases.release(lease, holder)
+        tune.report(dict(record))
+        leases.acquire_shared(lease, holder)
+
+    holder = lease_holder(plan.run_id, config["trial_number"])
+    leases.acquire_shared(lease, holder)
+    try:
+        result = train_proxy(
+            proxy,
+            data,
+            epochs=plan.epochs,
+            batch_size=plan.batch_size,
+            lr=plan.lr,
+            weight_decay=plan.weight_decay,
+            warmup_epochs=plan.warmup_epochs,
+            label_smoothing=plan.label_smoothing,
+            mixup=plan.mixup,
+            cutmix=plan.cutmix,
+            device=plan.device,
+            threads=plan.cpus_per_trial,
+            seed=seed,
+            on_epoch=on_epoch,
+        )
+    finally:
+        leases.release(lease, holder)
+    record.update(
+        proxy_params=result.params,
+        val_acc=result.val_acc,
+        val_loss=result.val_loss,
+        epochs_run=result.epochs_run,
+        train_seconds=result.train_seconds,
+        images_per_second=result.images_per_second,
+        best_val_acc=result.best_val_acc,
+        train_peak_memory_mb=result.peak_memory_mb,
+        train_device=result.device,
+    )

@@ -1,0 +1,31 @@
+"""Proxy training: in-memory datasets (digits, CIFAR, image folders), architectures scaled down
+for cheap training, and the timm-recipe training loop that scores them on a held-out split.
+"""
+from __future__ import annotations
+
+from archbench.train.data import Dataset, DatasetError, iterate_batches, load_dataset, num_batches
+from archbench.train.loop import (
+    EpochResult,
+    TrainingDiverged,
+    TrainingError,
+    TrainingOutOfMemory,
+    TrainResult,
+    train_proxy,
+)
+from archbench.train.proxy import scale_arch, total_stride
+
+__all__ = [
+    "Dataset",
+    "DatasetError",
+    "EpochResult",
+    "TrainResult",
+    "TrainingDiverged",
+    "TrainingError",
+    "TrainingOutOfMemory",
+    "iterate_batches",
+    "load_dataset",
+    "num_batches",
+    "scale_arch",
+    "total_stride",
+    "train_proxy",
+]

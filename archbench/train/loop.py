@@ -1,0 +1,469 @@
+"""Proxy training: a few epochs of timm's recipe (AdamW, cosine with warm-up, label smoothing,
+optional Mixup/CutMix; Touvron et al., DeiT, 2021) on an in-memory dataset, scored on its val split.
+
+One function, :func:`train_proxy`; a per-epoch callback lets a scheduler (Ray Tune/ASHA) stop it.
+Failures the runner records as data (divergence, out of memory) raise their own error types.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, Callable, Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from timm.data import Mixup
+from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
+from timm.optim import create_optimizer_v2, param_groups_weight_decay
+from timm.scheduler import CosineLRScheduler
+from torch import nn
+
+from archbench.measure.params import count_params
+from archbench.train.data import Dataset, iterate_batches, num_batches
+
+if TYPE_CHECKING:
+    from archbench.spec import ArchSpec
+
+# Parameters that are embeddings or biases in all but shape: weight decay would shrink them to
+# zero for no regularising benefit (timm models list the same in ``no_weight_decay()``).
+NO_WEIGHT_DECAY = ("*pos_embed*", "*cls_token*", "*dist_token*", "*relative_position_bias_table*", "*rel_pos*")
+
+
+class TrainingError(RuntimeError):
+    """Proxy training failed in a way the runner records as a failed trial (message: one line)."""
+
+
+class TrainingDiverged(TrainingError):
+    """The loss became NaN or infinite."""
+
+    def __init__(self, message: str, *, epoch: int, step: int) -> None:
+        super().__init__(message)
+        self.epoch = epoch
+        self.step = step
+
+
+class TrainingOutOfMemory(TrainingError):
+    """The device ran out of memory (CUDA OOM, or the CPU allocator failing)."""
+
+    def __init__(self, message: str, *, device: str, batch_size: int) -> None:
+        super().__init__(message)
+        self.device = device
+        self.batch_size = batch_size
+
+
+@dataclass(frozen=True)
+class EpochResult:
+    """What one epoch produced, handed to ``on_epoch``.
+
+    Args:
+        epoch: 1-based index of the epoch just finished.
+        epochs: how many epochs were planned.
+        train_loss: mean training loss of the epoch (against the smoothed / mixed targets).
+        val_loss: mean cross-entropy on the val split, in nats (no smoothing).
+        val_acc: top-1 accuracy on the val split, a fraction in [0, 1].
+        lr: learning rate at the end of the epoch.
+        train_seconds: wall time of this epoch's training steps (evaluation excluded).
+        images_per_second: training images of this epoch / ``train_seconds``.
+        elapsed_seconds: wall time since training started, evaluation included.
+    """
+
+    epoch: int
+    epochs: int
+    train_loss: float
+    val_loss: float
+    val_acc: float
+    lr: float
+    train_seconds: float
+    images_per_second: float
+    elapsed_seconds: float
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """The outcome of :func:`train_proxy`.
+
+    Args:
+        val_acc: val accuracy after the last epoch run, a fraction in [0, 1].
+        val_loss: val cross-entropy after the last epoch run, in nats.
+        best_val_acc: best val accuracy over the epochs run.
+        epochs_run: epochs completed (fewer than planned when ``on_epoch`` stopped training).
+        stopped_early: ``on_epoch`` returned True (the runner records the trial as pruned).
+        train_seconds: total wall time of training steps, evaluation excluded.
+        eval_seconds: total wall time of the per-epoch evaluations.
+        images_per_second: training images processed / ``train_seconds``.
+        train_images: training images processed in total.
+        params: unique parameters of the trained model.
+        device: the device trained on, e.g. ``cpu`` or ``cuda:0``.
+        peak_memory_mb: peak CUDA memory allocated during training in MiB (None on CPU).
+        history: one EpochResult per epoch run.
+    """
+
+    val_acc: float
+    val_loss: float
+    best_val_acc: float
+    epochs_run: int
+    stopped_early: bool
+    train_seconds: float
+    eval_seconds: float
+    images_per_second: float
+    train_images: int
+    params: int
+    device: str
+    peak_memory_mb: float | None
+    history: tuple[EpochResult, ...]
+
+    def record_fields(self) -> dict[str, Any]:
+        """The proxy-training columns of a TrialRecord: ``TrialRecord(..., **result.record_fields())``."""
+        return {
+            "val_acc": self.val_acc,
+            "val_loss": self.val_loss,
+            "best_val_acc": self.best_val_acc,
+            "val_acc_history": [r.val_acc for r in self.history],
+            "epochs_run": self.epochs_run,
+            "train_seconds": self.train_seconds,
+            "images_per_second": self.images_per_second,
+            "train_peak_memory_mb": self.peak_memory_mb,
+            "train_device": self.device,
+            "proxy_params": self.params,
+        }
+
+
+def train_proxy(
+    arch: ArchSpec | nn.Module,
+    data: Dataset,
+    *,
+    epochs: int,
+    batch_size: int = 128,
+    lr: float = 1e-3,
+    weight_decay: float = 0.05,
+    warmup_epochs: float = 1.0,
+    min_lr: float = 1e-6,
+    label_smoothing: float = 0.1,
+    mixup: float = 0.0,
+    cutmix: float = 0.0,
+    clip_grad: float | None = None,
+    device: str = "cpu",
+    threads: int | None = None,
+    seed: int = 0,
+    eval_batch_size: int | None = None,
+    channels_last: bool | None = None,
+    on_epoch: Callable[[EpochResult], bool | None] | None = None,
+) -> TrainResult:
+    """Train ``arch`` on ``data`` for ``epochs`` and evaluate on its val split after every epoch.
+
+    AdamW (timm's ``create_optimizer_v2``; no decay on norms, biases and position embeddings),
+    timm's ``CosineLRScheduler`` updated every step after a linear warm-up, and timm's label
+    smoothing loss, or Mixup/CutMix with soft-target cross-entropy when ``mixup`` or ``cutmix`` is
+    on. On CUDA the forward runs under bf16 autocast and conv-heavy models in channels_last. The
+    same ``seed`` gives the same weights, batches and augmentations, so on CPU (same thread count)
+    the same result; global RNG and thread settings are restored on return.
+
+    Example:
+        >>> data = load_dataset("digits", img_size=16)
+        >>> result = train_proxy(arch, data, epochs=2, batch_size=64, lr=2e-3)
+        >>> result.val_acc, result.images_per_second
+
+    Args:
+        arch: an ArchSpec (built at the dataset's resolution, classes and channels) or a module.
+        data: the in-memory dataset.
+        epochs: epochs to train, >= 1.
+        batch_size: training batch size (even when Mixup/CutMix is on).
+        lr: peak learning rate.
+        weight_decay: AdamW decoupled weight decay.
+        warmup_epochs: linear warm-up from ``lr / 100``, in (fractional) epochs; capped below the run's length.
+        min_lr: floor of the cosine decay.
+        label_smoothing: label smoothing of the targets, in [0, 1).
+        mixup: Mixup alpha (0: off).
+        cutmix: CutMix alpha (0: off).
+        clip_grad: clip the global gradient norm to this value (None: no clipping).
+        device: "cpu", "cuda" or "cuda:N".
+        threads: intra-op CPU threads for this run (None: leave torch's setting).
+        seed: seeds weight init, shuffling, drop-path and Mixup.
+        eval_batch_size: batch size of evaluation (default 2 × ``batch_size``).
+        channels_last: NHWC memory format (None: on CUDA for models with 2-D convolutions).
+        on_epoch: called after every epoch's evaluation; returning True stops training (pruned).
+
+    Raises:
+        TrainingDiverged: the training or validation loss became NaN or infinite.
+        TrainingOutOfMemory: the device ran out of memory.
+        ValueError: a bad argument (device unavailable, odd batch with Mixup, ...).
+    """
+    _check_args(epochs, batch_size, lr, label_smoothing, mixup, cutmix, data)
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device '{device}' requested but CUDA is not available")
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"device must be 'cpu' or 'cuda[:N]', got {device!r}")
+    if dev.type == "cuda" and dev.index is None:
+        dev = torch.device("cuda", torch.cuda.current_device())
+
+    oom: str | None = None
+    with _run_settings(dev, threads, seed):
+        try:
+            return _train(arch, data, dev, epochs, batch_size, lr, weight_decay, warmup_epochs, min_lr,
+                          label_smoothing, mixup, cutmix, clip_grad, seed, eval_batch_size, channels_last, on_epoch)
+        except TrainingError:
+            raise
+        except torch.cuda.OutOfMemoryError as err:
+            oom = _first_line(err)
+        except RuntimeError as err:
+            if "can't allocate memory" not in str(err) and "not enough memory" not in str(err):
+                raise
+            oom = _first_line(err)
+    # Outside the except clause, so the traceback (and the model it pins) is already released.
+    if dev.type == "cuda":
+        torch.cuda.empty_cache()
+    raise TrainingOutOfMemory(
+        f"out of memory on {dev} at batch size {batch_size}: {oom}", device=str(dev), batch_size=batch_size
+    )
+
+
+def _train(
+    arch: ArchSpec | nn.Module,
+    data: Dataset,
+    dev: torch.device,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    weight_decay: float,
+    warmup_epochs: float,
+    min_lr: float,
+    label_smoothing: float,
+    mixup: float,
+    cutmix: float,
+    clip_grad: float | None,
+    seed: int,
+    eval_batch_size: int | None,
+    channels_last: bool | None,
+    on_epoch: Callable[[EpochResult], bool | None] | None,
+) -> TrainResult:
+    cuda = dev.type == "cuda"
+    model = _model(arch, data).to(dev)
+    if channels_last is None:
+        channels_last = cuda and any(isinstance(m, nn.Conv2d) and m.kernel_size != (1, 1) for m in model.modules())
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    params = count_params(model)
+
+    # The whole uint8 dataset moves to the device once; batches are index_select on the device.
+    train_x, train_y = data.train_x.to(dev), data.train_y.to(dev)
+    val_x, val_y = data.val_x.to(dev), data.val_y.to(dev)
+    scale, shift = _affine(data, dev)
+    n_train = len(train_y)
+    steps_per_epoch = num_batches(n_train, batch_size, drop_last=True)
+    total_steps = steps_per_epoch * epochs
+    warmup_steps = min(round(warmup_epochs * steps_per_epoch), total_steps - 1)
+
+    optimizer = create_optimizer_v2(
+        model,
+        "adamw",
+        lr=lr,
+        weight_decay=weight_decay,
+        param_group_fn=lambda m: param_groups_weight_decay(m, weight_decay, no_weight_decay_list=NO_WEIGHT_DECAY),
+        **({"fused": True} if cuda else {}),
+    )
+    scheduler = CosineLRScheduler(
+        optimizer,
+        t_initial=max(1, total_steps - warmup_steps),
+        lr_min=min_lr,
+        warmup_t=warmup_steps,
+        warmup_lr_init=lr / 100,
+        warmup_prefix=True,
+        t_in_epochs=False,
+    )
+    mix = None
+    if mixup > 0 or cutmix > 0:
+        mix = Mixup(mixup_alpha=mixup, cutmix_alpha=cutmix, label_smoothing=label_smoothing, num_classes=data.num_classes)
+        criterion: nn.Module = SoftTargetCrossEntropy()
+    elif label_smoothing > 0:
+        criterion = LabelSmoothingCrossEntropy(smoothing=label_smoothing)
+    else:
+        criterion = nn.CrossEntropyLoss()
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else contextlib.nullcontext()
+    # On CUDA a per-step .item() would stall the launch queue; check the loss every few steps.
+    check_every = 16 if cuda else 1
+    generator = torch.Generator().manual_seed(seed)
+
+    history: list[EpochResult] = []
+    step = 0
+    train_seconds = eval_seconds = 0.0
+    images_seen = 0
+    stopped = False
+    started = time.perf_counter()
+    for epoch in range(1, epochs + 1):
+        model.train()
+        epoch_start = time.perf_counter()
+        loss_sum = torch.zeros((), device=dev)
+        window = torch.zeros((), device=dev)  # losses since the last finiteness check
+        epoch_images = 0
+        for xb, yb in iterate_batches(train_x, train_y, batch_size, generator=generator, drop_last=True):
+            x = torch.addcmul(shift, xb.float(), scale)  # uint8 -> normalised float32
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            target = yb
+            if mix is not None:
+                if len(x) % 2:  # Mixup pairs images; only a dataset smaller than a batch hits this
+                    x, yb = x[:-1], yb[:-1]
+                x, target = mix(x, yb)
+            with autocast:
+                loss = criterion(model(x), target)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if clip_grad is not None:
+                nn.utils.clip_grad_norm_(model.parameters(), clip_grad)
+            optimizer.step()
+            step += 1
+            scheduler.step_update(step)
+            detached = loss.detach()
+            loss_sum += detached
+            window += detached
+            epoch_images += len(x)
+            if step % check_every == 0:
+                _check_finite(window, epoch, step)
+                window.zero_()
+        _check_finite(window, epoch, step)
+        if cuda:
+            torch.cuda.synchronize(dev)
+        epoch_seconds = time.perf_counter() - epoch_start
+        train_seconds += epoch_seconds
+        images_seen += epoch_images
+
+        eval_start = time.perf_counter()
+        val_loss, val_acc = _evaluate(model, val_x, val_y, scale, shift, eval_batch_size or 2 * batch_size, autocast, channels_last)
+        eval_seconds += time.perf_counter() - eval_start
+        if not math.isfinite(val_loss):
+            raise TrainingDiverged(f"validation loss is {val_loss} after epoch {epoch}", epoch=epoch, step=step)
+        result = EpochResult(
+            epoch=epoch,
+            epochs=epochs,
+            train_loss=float(loss_sum) / max(1, steps_per_epoch),
+            val_loss=val_loss,
+            val_acc=val_acc,
+            lr=float(optimizer.param_groups[0]["lr"]),
+            train_seconds=epoch_seconds,
+            images_per_second=epoch_images / epoch_seconds if epoch_seconds > 0 else 0.0,
+            elapsed_seconds=time.perf_counter() - started,
+        )
+        history.append(result)
+        if on_epoch is not None and on_epoch(result) is True:
+            stopped = epoch < epochs
+            break
+
+    last = history[-1]
+    return TrainResult(
+        val_acc=last.val_acc,
+        val_loss=last.val_loss,
+        best_val_acc=max(r.val_acc for r in history),
+        epochs_run=len(history),
+        stopped_early=stopped,
+        train_seconds=train_seconds,
+        eval_seconds=eval_seconds,
+        images_per_second=images_seen / train_seconds if train_seconds > 0 else 0.0,
+        train_images=images_seen,
+        params=params,
+        device=str(dev),
+        peak_memory_mb=torch.cuda.max_memory_allocated(dev) / 2**20 if cuda else None,
+        history=tuple(history),
+    )
+
+
+def _evaluate(
+    model: nn.Module,
+    val_x: torch.Tensor,
+    val_y: torch.Tensor,
+    scale: torch.Tensor,
+    shift: torch.Tensor,
+    batch_size: int,
+    autocast: contextlib.AbstractContextManager,
+    channels_last: bool,
+) -> tuple[float, float]:
+    """Mean cross-entropy (nats) and top-1 accuracy over the val split, one device sync at the end."""
+    model.eval()
+    loss_sum = torch.zeros((), device=val_x.device, dtype=torch.float64)
+    correct = torch.zeros((), device=val_x.device, dtype=torch.int64)
+    with torch.inference_mode():
+        for xb, yb in iterate_batches(val_x, val_y, batch_size):
+            x = torch.addcmul(shift, xb.float(), scale)
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with autocast:
+                logits = model(x)
+            logits = logits.float()
+            loss_sum += F.cross_entropy(logits, yb, reduction="sum").double()
+            correct += (logits.argmax(dim=1) == yb).sum()
+    n = max(1, len(val_y))
+    return float(loss_sum) / n, int(correct) / n
+
+
+# ---- helpers ------------------------------------------------------------------------------------
+def _model(arch: ArchSpec | nn.Module, data: Dataset) -> nn.Module:
+    if isinstance(arch, nn.Module):
+        return arch
+    from archbench.build import build
+
+    if arch.input.in_chans != data.in_chans:
+        arch = replace(arch, input=replace(arch.input, in_chans=data.in_chans))
+    return build(arch, img_size=data.img_size, num_classes=data.num_classes)
+
+
+def _affine(data: Dataset, dev: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    # The same fused normalisation as Dataset.normalize, with the constants made once per run.
+    mean = torch.tensor(data.mean, dtype=torch.float32, device=dev).view(1, -1, 1, 1)
+    std = torch.tensor(data.std, dtype=torch.float32, device=dev).view(1, -1, 1, 1)
+    return 1.0 / (255.0 * std), -mean / std
+
+
+def _check_finite(window: torch.Tensor, epoch: int, step: int) -> None:
+    value = float(window)
+    if not math.isfinite(value):
+        raise TrainingDiverged(f"training loss became {value} by step {step} (epoch {epoch})", epoch=epoch, step=step)
+
+
+def _check_args(epochs: int, batch_size: int, lr: float, label_smoothing: float, mixup: float, cutmix: float, data: Dataset) -> None:
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"epochs must be an integer >= 1, got {epochs!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    if not lr > 0:
+        raise ValueError(f"lr must be > 0, got {lr!r}")
+    if not 0.0 <= label_smoothing < 1.0:
+        raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing!r}")
+    if mixup < 0 or cutmix < 0:
+        raise ValueError(f"mixup and cutmix are Beta alphas >= 0 (0: off), got {mixup!r}, {cutmix!r}")
+    if (mixup > 0 or cutmix > 0) and batch_size % 2:
+        raise ValueError(f"Mixup/CutMix mix pairs of images: batch_size must be even, got {batch_size}")
+    if len(data.train_y) < 2 or len(data.val_y) < 1:
+        raise ValueError(f"dataset '{data.name}' is too small to train ({len(data.train_y)} train, {len(data.val_y)} val)")
+
+
+@contextlib.contextmanager
+def _run_settings(dev: torch.device, threads: int | None, seed: int) -> Iterator[None]:
+    """Seed every RNG the run touches and set threads / cuDNN, restoring the caller's state after."""
+    previous_threads = torch.get_num_threads()
+    previous_benchmark = torch.backends.cudnn.benchmark
+    numpy_state = np.random.get_state()  # timm's Mixup draws from numpy's global RNG
+    devices = [dev.index] if dev.type == "cuda" else []
+    try:
+        if threads is not None:
+            if threads < 1:
+                raise ValueError(f"threads must be >= 1, got {threads}")
+            torch.set_num_threads(threads)
+        if dev.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # fixed shapes: autotuning pays off after a few steps
+            torch.cuda.reset_peak_memory_stats(dev)
+        np.random.seed(seed % 2**32)
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
+            yield
+    finally:
+        torch.set_num_threads(previous_threads)
+        torch.backends.cudnn.benchmark = previous_benchmark
+        np.random.set_state(numpy_state)
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
