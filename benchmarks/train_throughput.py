@@ -56,6 +56,18 @@ def bare_loop(model: nn.Module, data: Dataset, *, epochs: int, batch_size: int, 
     return images / seconds
 
 
+def run_bare(spec: ArchSpec, data: Dataset, args: argparse.Namespace, rep: int) -> float:
+    torch.manual_seed(rep)
+    model = archbench.build(spec)
+    return bare_loop(model, data, epochs=args.epochs, batch_size=args.batch_size, lr=1e-3, seed=rep)
+
+
+def run_ours(spec: ArchSpec, data: Dataset, args: argparse.Namespace, rep: int) -> float:
+    result = train_proxy(spec, data, epochs=args.epochs, batch_size=args.batch_size, lr=1e-3,
+                         warmup_epochs=0.5, threads=args.threads, seed=rep)
+    return result.images_per_second
+
+
 def model_spec(name: str, img_size: int, num_classes: int) -> ArchSpec:
     if name == "tiny_conv":
         return ArchSpec.from_dict({**TINY, "input": {"img_size": img_size, "num_classes": num_classes}})
@@ -81,30 +93,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--repeats", type=int, default=3, help="alternating runs of each; the best of each is kept")
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--repeats", type=int, default=5, help="alternating runs of each; the best of each is kept")
     args = parser.parse_args(argv)
 
     torch.set_num_threads(args.threads)
     data = load_dataset(args.dataset, img_size=args.img_size, seed=0)
     print(f"# {machine()}; torch {torch.__version__}, archbench {archbench.__version__}, python {sys.version.split()[0]}")
-    print(f"# {data!r}; batch {args.batch_size}, {args.epochs} epochs, {args.threads} thread(s), device {args.device}, best of {args.repeats}")
+    print(f"# {data!r}; batch {args.batch_size}, {args.epochs} epochs, {args.threads} thread(s), best of {args.repeats}")
     print(f"{'model':<14} {'params':>9} {'bare img/s':>11} {'archbench img/s':>16} {'ratio':>6}")
     worst = float("inf")
     for name in args.models.split(","):
         spec = model_spec(name, args.img_size, data.num_classes)
         bare, ours = [], []
         for rep in range(args.repeats):
-            # Alternate the two so a noisy neighbour on a shared machine hits both alike.
-            torch.manual_seed(rep)
-            model = archbench.build(spec).to(args.device)
-            if args.device == "cpu":
-                bare.append(bare_loop(model, data, epochs=args.epochs, batch_size=args.batch_size, lr=1e-3, seed=rep))
-            result = train_proxy(spec, data, epochs=args.epochs, batch_size=args.batch_size, lr=1e-3,
-                                 warmup_epochs=0.5, threads=args.threads, seed=rep, device=args.device)
-            ours.append(result.images_per_second)
+            # Alternate which goes first, so a noisy neighbour on a shared machine hits both alike.
+            runs = [lambda: bare.append(run_bare(spec, data, args, rep)), lambda: ours.append(run_ours(spec, data, args, rep))]
+            for run in runs if rep % 2 == 0 else runs[::-1]:
+                run()
         params = sum(p.numel() for p in archbench.build(spec).parameters())
-        b, o = max(bare) if bare else float("nan"), max(ours)
+        b, o = max(bare), max(ours)
         ratio = o / b
         worst = min(worst, ratio)
         print(f"{name:<14} {params:>9,} {b:>11.0f} {o:>16.0f} {ratio:>6.3f}")

@@ -43,8 +43,8 @@ __all__ = [
     "load", "names", "shipped_dir",
 ]
 
-# Structural rejections (a head count that does not divide the width) cost microseconds; budget
-# rejections cost a meta-device build each, so they get the smaller bound.
+# Structural rejections (a head count that does not divide the width) cost microseconds; measured
+# draws cost a meta-device build and forward each, so they get the smaller bound.
 MAX_DRAWS = 1000
 MAX_BUDGET_CHECKS = 64  # measured draws per sample before giving up
 RANGE_SAMPLES = 24
@@ -166,6 +166,7 @@ class Space:
         """
         structural: Counter[str] = Counter()
         budget: Counter[str] = Counter()
+        examples: dict[str, str] = {}
         checks = 0
         for attempt in range(MAX_DRAWS):
             try:
@@ -179,10 +180,11 @@ class Space:
             else:
                 if problem is None:
                     return arch
-                budget[problem] += 1
+                budget[_constraint_named(problem)] += 1
+                examples.setdefault(_constraint_named(problem), problem)
             if checks >= max_checks:
                 break
-        raise self._infeasible(seed, structural, budget, checks)
+        raise self._infeasible(seed, structural, budget, examples, checks)
 
     def suggest(self, trial: optuna.Trial, *, constrained: bool = False) -> ArchSpec:
         """Define-by-run sampling from an Optuna trial, with hierarchical parameter names
@@ -286,7 +288,7 @@ class Space:
             key, text = problems[0]
             raise SpaceInfeasible(f"{self.file}: constraints.{key}", f"{text}: the space spans {spread.describe()}")
 
-    def _infeasible(self, seed: int, structural: Counter[str], budget: Counter[str], checks: int) -> SpaceInfeasible:
+    def _infeasible(self, seed: int, structural: Counter[str], budget: Counter[str], examples: dict[str, str], checks: int) -> SpaceInfeasible:
         draws = sum(structural.values()) + sum(budget.values())
         if not budget:
             reason, count = structural.most_common(1)[0]
@@ -299,8 +301,15 @@ class Space:
         return SpaceInfeasible(
             f"{self.file}: constraints",
             f"no sample met the constraints ({self.constraints.describe()}) in {checks} measured draws (seed {seed}); "
-            f"most often ({count}×): {reason}; the space spans {spread.describe()}",
+            f"most often broken: {reason} ({count}×, e.g. {examples[reason]}); the space spans {spread.describe()}",
         )
+
+
+def _constraint_named(problem: str) -> str:
+    for name in ("max_macs", "min_macs", "max_params", "max_latency_ms"):
+        if name in problem:
+            return name
+    return problem
 
 
 # ---- loading ---------------------------------------------------------------------------------

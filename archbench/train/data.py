@@ -32,7 +32,7 @@ class DatasetError(ValueError):
     """
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # tensors have no single truth value: compare by identity
 class Dataset:
     """A classification dataset resident in memory at one resolution.
 

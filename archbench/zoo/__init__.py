@@ -25,6 +25,9 @@ class Published:
         source: where the figures come from (repository path, paper table, timm CSV).
         top1: ImageNet-1k top-1 as published, for reference only.
         note: why a figure is ambiguous or what convention it follows.
+        deviation: set only when the released code itself cannot reproduce a figure (checked by
+            hand, pinned by a test): `reproduce` then reports the row as a documented deviation
+            rather than a failure, and prints this reason under the table.
     """
 
     params_m: str | None
@@ -32,6 +35,7 @@ class Published:
     source: str
     top1: str | None = None
     note: str = ""
+    deviation: str = ""
 
 
 @dataclass(frozen=True)

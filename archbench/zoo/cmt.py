@@ -57,6 +57,8 @@ register_preset(
         "83.5",
         f"{_MACS}; the release's cmt_s config counts 26.26M params (kecam prints 25.1M but 4.09G; "
         "mindcv counts 26.09M without the relative biases): 25.1 does not match the released code",
+        deviation="params: the released CMT-S config (R=4, stem 32, dims 64-512, depths 3/3/16/3) has 26.26M "
+        "parameters, counted by hand block by block; the paper's 25.1M is not reachable from it",
     ),
     family="CMT",
 )

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
