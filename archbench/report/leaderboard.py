@@ -1,11 +1,11 @@
-"""The leaderboard: trials of one or more runs ranked by Pareto front over the run's objectives,
-crowding distance within a front, with a one-line architecture summary and status counts.
+"""The leaderboard: trials of one or more runs ranked by Pareto front over the objectives, crowding
+distance within a front, with a one-line architecture summary and status counts.
 """
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 import pandas as pd
@@ -14,6 +14,13 @@ from rich.table import Table
 
 from archbench.report.pareto import crowding_distance, pareto_ranks
 from archbench.search.options import Objective, parse_objectives
+
+if TYPE_CHECKING:
+    from archbench.report.zoo_anchors import ZooAnchor
+
+# Column headers of the leaderboard, shared by the terminal, Markdown and HTML renderings.
+HEADERS = ("#", "front", "run", "trial", "architecture", "params (M)", "GMACs", "latency (ms)", "val acc (%)", "status")
+RIGHT_ALIGNED = {"#", "params (M)", "GMACs", "latency (ms)", "val acc (%)"}
 
 
 def run_objectives(run_dir: Path) -> tuple[Objective, ...]:
@@ -30,7 +37,14 @@ def run_objectives(run_dir: Path) -> tuple[Objective, ...]:
 
 def rank(frame: pd.DataFrame, objectives: Sequence[Objective]) -> pd.DataFrame:
     """``frame`` with ``pareto_rank`` (0 = front, -1 = not comparable: a missing objective or a
-    status other than ok), ``pareto`` and ``crowding``, sorted best first."""
+    status other than ok), ``pareto`` and ``crowding``, sorted best first.
+
+    Trials equal in every objective (one architecture evaluated twice, or a tie) share a rank.
+
+    Example:
+        >>> ranked = rank(read_trials("runs/demo"), parse_objectives("val_acc:max,macs:min"))
+        >>> ranked.loc[ranked.pareto, ["trial_id", "val_acc", "macs"]]
+    """
     frame = frame.copy()
     columns = [o.metric for o in objectives]
     for column in columns:
@@ -54,10 +68,88 @@ def rank(frame: pd.DataFrame, objectives: Sequence[Objective]) -> pd.DataFrame:
 
 
 def status_counts(frame: pd.DataFrame) -> dict[str, dict[str, int]]:
-    return {run: group["status"].value_counts().to_dict() for run, group in frame.groupby("run")}
+    return {run: {k: int(v) for k, v in group["status"].value_counts().items()} for run, group in frame.groupby("run", sort=False)}
 
 
-def print_leaderboard(run_dirs: Sequence[Path], *, top: int = 10, console: Console | None = None, objectives: Sequence[Objective] | None = None) -> pd.DataFrame:
+def format_counts(counts: dict[str, int]) -> str:
+    """``{"ok": 4, "rejected": 1}`` -> ``"ok 4 · rejected 1"`` (ok first)."""
+    order = sorted(counts, key=lambda s: (s != "ok", s))
+    return " · ".join(f"{s} {counts[s]}" for s in order) or "no trials"
+
+
+def display_rows(ranked: pd.DataFrame, *, top: int | None = None, anchors: Sequence[ZooAnchor] = ()) -> list[dict[str, str]]:
+    """Leaderboard rows as display strings keyed by HEADERS: trials (best first, ``top`` of them)
+    then zoo anchors (front "zoo", no accuracy: they were never trained on the proxy task)."""
+    rows = []
+    shown = ranked if top is None else ranked.head(top)
+    for i, row in enumerate(shown.to_dict("records")):
+        rank_ = int(row["pareto_rank"])
+        rows.append(
+            {
+                "#": str(i + 1),
+                "front": "★" if rank_ == 0 else ("–" if rank_ < 0 else str(rank_)),
+                "run": str(row["run"]),
+                "trial": str(row["trial_id"]),
+                "architecture": str(row.get("arch_summary") or row.get("arch_name") or "–"),
+                "params (M)": _num(row.get("params"), 1e6),
+                "GMACs": _num(row.get("macs"), 1e9),
+                "latency (ms)": _latency(row.get("latency_ms_median"), row.get("latency_batch_size"), row.get("latency_device")),
+                "val acc (%)": _num(row.get("val_acc"), 0.01, digits=1),
+                "status": str(row["status"]),
+            }
+        )
+    for anchor in anchors:
+        from archbench import zoo
+
+        rows.append(
+            {
+                "#": "",
+                "front": "zoo",
+                "run": "zoo",
+                "trial": anchor.name,
+                "architecture": zoo.get(anchor.name).summary(),
+                "params (M)": _num(anchor.params, 1e6),
+                "GMACs": _num(anchor.macs, 1e9),
+                "latency (ms)": _latency(anchor.latency_ms_median, anchor.latency_batch_size, anchor.latency_device),
+                "val acc (%)": "–",
+                "status": f"reference @{anchor.img_size}px",
+            }
+        )
+    return rows
+
+
+def leaderboard_table(rows: Sequence[dict[str, str]], *, title: str | None = None) -> Table:
+    """A rich Table of :func:`display_rows` output (zoo anchors in their own section)."""
+    table = Table(title=title, title_justify="left")
+    for header in HEADERS:
+        table.add_column(
+            header,
+            justify="right" if header in RIGHT_ALIGNED else "left",
+            no_wrap=header != "architecture",
+            min_width=24 if header == "architecture" else None,
+            overflow="fold",
+        )
+    in_zoo = False
+    for row in rows:
+        if row["front"] == "zoo" and not in_zoo:
+            table.add_section()
+            in_zoo = True
+        table.add_row(*(row[h] for h in HEADERS))
+    return table
+
+
+def objectives_caption(objectives: Sequence[Objective]) -> str:
+    return ", ".join(f"{o.name} {'↑' if o.direction == 'max' else '↓'}" for o in objectives)
+
+
+def print_table(console: Console, renderable: Any) -> None:
+    """Print wide tables unwrapped when the output is a file or pipe (rich assumes 80 columns)."""
+    console.print(renderable, width=None if console.is_terminal else max(console.width, 200))
+
+
+def print_leaderboard(
+    run_dirs: Sequence[Path], *, top: int = 10, console: Console | None = None, objectives: Sequence[Objective] | None = None
+) -> pd.DataFrame:
     """Read, rank and print; returns the ranked frame."""
     from archbench.store import read_trials
 
@@ -65,25 +157,19 @@ def print_leaderboard(run_dirs: Sequence[Path], *, top: int = 10, console: Conso
     frame = read_trials(list(run_dirs), on_bad="skip")
     objectives = tuple(objectives or run_objectives(Path(run_dirs[0])))
     ranked = rank(frame, objectives)
-    names = ", ".join(f"{o.name} {'↑' if o.direction == 'max' else '↓'}" for o in objectives)
-    table = Table(title=f"leaderboard ({names}; ★ = Pareto front)")
-    for col in ("#", "", "run", "trial", "architecture", "params (M)", "GMACs", "latency (ms)", "val_acc", "status"):
-        table.add_column(col, overflow="fold")
-    for i, row in ranked.head(top).iterrows():
-        latency = "–"
-        if pd.notna(row.get("latency_ms_median")):
-            latency = f"{row['latency_ms_median']:.1f} (b{int(row['latency_batch_size'])}, {row['latency_device']})"
-        table.add_row(
-            str(i + 1),
-            "★" if row["pareto"] else "",
-            str(row["run"]),
-            str(row["trial_id"]),
-            str(row.get("arch_summary") or ""),
-            f"{row['params'] / 1e6:.2f}" if pd.notna(row.get("params")) else "–",
-            f"{row['macs'] / 1e9:.2f}" if pd.notna(row.get("macs")) else "–",
-            latency,
-            f"{row['val_acc']:.3f}" if pd.notna(row.get("val_acc")) else "–",
-            str(row["status"]),
-        )
-    console.print(table)
+    title = f"leaderboard ({objectives_caption(objectives)}; ★ = Pareto front)"
+    print_table(console, leaderboard_table(display_rows(ranked, top=top), title=title))
     return ranked
+
+
+def _num(value: Any, scale: float, digits: int = 2) -> str:
+    if value is None or pd.isna(value):
+        return "–"
+    return f"{float(value) / scale:.{digits}f}"
+
+
+def _latency(median: Any, batch: Any, device: Any) -> str:
+    if median is None or pd.isna(median):
+        return "–"
+    conditions = ", ".join(str(c) for c in (f"b{int(batch)}" if batch is not None and not pd.isna(batch) else None, device) if c and not pd.isna(c))
+    return f"{float(median):.1f} ({conditions})" if conditions else f"{float(median):.1f}"

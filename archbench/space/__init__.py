@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from archbench.spec import ArchSpec
 
 __all__ = [
-    "Constraints", "Estimate", "InvalidSample", "Space", "SpaceInfeasible", "SpaceRanges", "Target",
+    "ESTIMATE_METHOD", "Constraints", "Estimate", "fmt_quantity", "InvalidSample", "Space", "SpaceInfeasible", "SpaceRanges", "Target",
     "load", "names", "shipped_dir",
 ]
 
@@ -80,6 +80,7 @@ class Space:
         self._data = data
         self.file = file
         self._fixed = fixed
+        self._estimates: dict[str, Estimate] = {}  # by architecture hash: sampling measures, `show` reuses
         try:
             self.tree: SpaceTree = parse_tree(data, default_name=_stem_name(file))
         except SpecError as err:
@@ -232,15 +233,23 @@ class Space:
         return self.constraints.violated(params, macs, latency_ms)
 
     def estimate(self, arch: ArchSpec) -> Estimate:
-        """Parameters and MACs of ``arch`` at its input size, counted without allocating weights."""
-        return estimate(arch)
+        """Parameters and MACs of ``arch`` at its input size, counted without allocating weights.
+
+        Raises InvalidSample when ``arch`` does not build or run at its input size.
+        """
+        key = arch.hash
+        if key not in self._estimates:
+            if len(self._estimates) >= 256:
+                self._estimates.pop(next(iter(self._estimates)))
+            self._estimates[key] = estimate(arch)
+        return self._estimates[key]
 
     def check_arch(self, arch: ArchSpec) -> str | None:
         """Measure ``arch`` (and time it when max_latency_ms is set) against the constraints.
 
         Raises InvalidSample when it does not build or run at the target size.
         """
-        found = estimate(arch)
+        found = self.estimate(arch)
         latency = measure_latency_ms(arch) if self.constraints.max_latency_ms is not None else None
         return self.constraints.violated(found.params, found.macs, latency)
 
@@ -255,7 +264,7 @@ class Space:
         found = []
         for seed in range(samples):
             try:
-                found.append(estimate(self.sample(seed, constrained=False)))
+                found.append(self.estimate(self.sample(seed, constrained=False)))
             except InvalidSample:
                 continue  # ranges describe what can be built
         if not found:

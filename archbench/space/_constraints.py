@@ -10,6 +10,7 @@ import math
 import os
 import re
 from dataclasses import asdict, dataclass, fields, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
@@ -148,7 +149,7 @@ def estimate(arch: ArchSpec) -> Estimate:
     from archbench.measure import count_macs, count_macs_meta, count_params
 
     try:
-        with _SkipMetaInit(), torch.device("meta"):
+        with _skip_meta_init_mode()(), torch.device("meta"):
             model = build(arch)
         params = count_params(model)
         macs = count_macs_meta(lambda: model, arch.input.img_size, in_chans=arch.input.in_chans)
@@ -166,6 +167,7 @@ def estimate(arch: ArchSpec) -> Estimate:
     return Estimate(params=int(count_params(model)), macs=int(count.total), method="CPU build, fvcore count (meta build failed)")
 
 
+@lru_cache(maxsize=None)
 def _skip_meta_init_mode() -> type:
     import torch
     from torch.overrides import TorchFunctionMode
@@ -182,16 +184,6 @@ def _skip_meta_init_mode() -> type:
             return func(*args, **(kwargs or {}))
 
     return SkipMetaInit
-
-
-def _SkipMetaInit() -> Any:  # noqa: N802 - reads as the context manager it returns
-    global _SKIP_MODE
-    if _SKIP_MODE is None:
-        _SKIP_MODE = _skip_meta_init_mode()
-    return _SKIP_MODE()
-
-
-_SKIP_MODE: type | None = None
 
 
 def _first_line(err: BaseException) -> str:

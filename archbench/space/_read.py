@@ -74,7 +74,7 @@ def parse_text(text: str, source: str) -> Any:
     if not text.strip():
         raise SpecError(source, "empty file: expected a search-space mapping")
     try:
-        return yaml.load(text, Loader=_SpaceLoader)  # noqa: S506 - _SpaceLoader is a SafeLoader
+        data = yaml.load(text, Loader=_SpaceLoader)  # noqa: S506 - _SpaceLoader is a SafeLoader
     except yaml.constructor.ConstructorError as err:
         raise SpecError(source, _constructor_message(err)) from None
     except yaml.YAMLError as err:
@@ -82,6 +82,9 @@ def parse_text(text: str, source: str) -> Any:
         line = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         problem = getattr(err, "problem", None) or str(err).splitlines()[0]
         raise SpecError(source, f"malformed YAML{line}: {problem}") from None
+    if data is None:
+        raise SpecError(source, "empty file (only comments): expected a search-space mapping")
+    return data
 
 
 def _constructor_message(err: yaml.constructor.ConstructorError) -> str:
@@ -110,14 +113,15 @@ def read_file(path: Path, display: str) -> Any:
     return parse_text(text, display)
 
 
-def load_document(path: Path, display: str, *, resolve_name: Any, _chain: tuple[str, ...] = ()) -> Document:
+def load_document(path: Path, display: str, *, resolve_name: Any, _chain: tuple[tuple[str, str], ...] = ()) -> Document:
     """Read ``path`` and, recursively, the space it ``extends``; the child's keys override.
 
-    ``resolve_name(name, relative_to)`` maps an ``extends`` value to (path, display name).
+    ``resolve_name(name, relative_to, where)`` maps an ``extends`` value to (path, display name).
     """
     key = str(path.resolve()) if path.exists() else display
-    if key in _chain:
-        raise SpecError(f"{display}: extends", "circular extends: " + " -> ".join([*_chain, key]))
+    if key in [k for k, _ in _chain]:
+        names = [d for _, d in _chain] + [display]
+        raise SpecError(f"{_chain[-1][1]}: extends", "circular extends: " + " -> ".join(names))
     data = read_file(path, display)
     if not isinstance(data, dict):
         raise SpecError(display, f"expected a mapping of space keys at the top, got {_describe(data)}")
@@ -133,7 +137,7 @@ def load_document(path: Path, display: str, *, resolve_name: Any, _chain: tuple[
     if not isinstance(parent_name, str) or not parent_name:
         raise SpecError(f"{display}: extends", f"expected the name or path of a space, got {_describe(parent_name)}")
     parent_path, parent_display = resolve_name(parent_name, path.parent, f"{display}: extends")
-    parent = load_document(parent_path, parent_display, resolve_name=resolve_name, _chain=(*_chain, key))
+    parent = load_document(parent_path, parent_display, resolve_name=resolve_name, _chain=(*_chain, (key, display)))
     merged = merge(parent.data, own)
     origins = dict(parent.origins)
     _forget_replaced(origins, parent.data, own, ())

@@ -384,7 +384,7 @@ def _parse_mapping(raw: Mapping[str, Any], path: str, allow_derived: bool) -> Va
     allowed = {kind} | _EXTRA_KEYS[kind]
     for key in raw:
         if key not in allowed:
-            raise SpecError(f"{path}.{key}", f"unknown key for a '{kind}' value (allowed: {', '.join(sorted(allowed))})")
+            raise SpecError(f"{path}.{key}", f"unknown key in a {{{kind}: ...}} value (allowed: {', '.join(sorted(allowed))})")
     if kind == "choice":
         return _parse_choice(raw["choice"], path)
     if kind == "int":

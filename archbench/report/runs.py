@@ -1,0 +1,201 @@
+"""Finding and reading run folders for a report: every readable trial of every run as one table,
+with one plain-language warning per folder or part that could not be used.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import pandas as pd
+
+from archbench.search.options import OBJECTIVES, Objective
+
+DEFAULT_ROOT = Path("runs")
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """One run folder as the report sees it: where, under what label, and what its manifest says."""
+
+    path: Path
+    label: str
+    objectives: tuple[Objective, ...] | None  # None: no readable manifest
+    sampler: str | None
+    space: str | None
+    img_size: int | None
+    trials: int
+    manifest: dict[str, Any] = field(default_factory=dict, repr=False)
+
+
+@dataclass
+class LoadedRuns:
+    """The trials of all readable runs (``run`` column = the run's label) and what was skipped."""
+
+    frame: pd.DataFrame
+    runs: list[RunInfo]
+    warnings: list[str]
+
+
+def is_run(path: Path) -> bool:
+    return (path / "manifest.json").is_file() or (path / "trials").is_dir()
+
+
+def discover(paths: Sequence[str | Path] | None, root: Path = DEFAULT_ROOT) -> tuple[list[Path], list[str]]:
+    """The run folders to read and a warning for each path that is not one.
+
+    No paths: every run folder under ``root``. A path that is not a run but holds runs (``runs/``)
+    stands for those runs; ``RUN/trials`` stands for ``RUN``.
+
+    Raises:
+        ValueError: no paths and ``root`` does not exist.
+    """
+    warnings: list[str] = []
+    if not paths:
+        if not root.is_dir():
+            raise ValueError(f"no run folders given and {root}/ does not exist (pass RUN_DIR…)")
+        paths = [root]
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.name == "trials" and is_run(path.parent):
+            path = path.parent
+        if not path.exists():
+            warnings.append(f"{path}: no such folder (skipped)")
+        elif not path.is_dir():
+            warnings.append(f"{path}: not a folder (skipped)")
+        elif is_run(path):
+            found.append(path)
+        else:
+            children = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
+            runs = [p for p in children if is_run(p)]
+            if not runs:
+                warnings.append(f"{path}: not a run folder (no manifest.json or trials/) (skipped)")
+            for child in children:
+                if child not in runs and runs:
+                    warnings.append(f"{child}: not a run folder (no manifest.json or trials/) (skipped)")
+            found.extend(runs)
+    unique: list[Path] = []
+    for path in found:
+        if path.resolve() not in {p.resolve() for p in unique}:
+            unique.append(path)
+    return unique, warnings
+
+
+def load_runs(paths: Sequence[str | Path] | None = None, *, root: Path = DEFAULT_ROOT) -> LoadedRuns:
+    """Read the runs at ``paths`` (default: all under ``runs/``) into one table.
+
+    A missing folder, a folder with no trials, an unreadable manifest, an objective this version
+    does not know and each corrupted Parquet part give one warning line; the rest is read.
+
+    Example:
+        >>> loaded = load_runs(["runs/nsga2-seed0", "runs/random-seed0"])
+        >>> loaded.frame.groupby("run").size()
+
+    Raises:
+        ValueError: no paths were given and ``root`` does not exist.
+    """
+    from archbench.store import BadPart, read_trials
+
+    folders, warnings = discover(paths, root)
+    labels = _labels(folders)
+    frames: list[pd.DataFrame] = []
+    runs: list[RunInfo] = []
+    for folder, label in zip(folders, labels):
+        manifest, manifest_warning = _manifest(folder)
+        if manifest_warning:
+            warnings.append(manifest_warning)
+        objectives, unknown = _objectives(manifest)
+        for name in unknown:
+            warnings.append(f"{folder}/manifest.json: objective '{name}' is not one archbench reports (ignored; known: {', '.join(OBJECTIVES)})")
+        problems: list[BadPart] = []
+        frame = read_trials(folder, on_bad="skip", bad_parts=problems)
+        warnings.extend(f"{p.path}: skipped ({p.reason})" for p in problems)
+        if frame.empty:
+            if not problems:
+                warnings.append(f"{folder}: no trials yet (trials/ has no part files) (skipped)")
+            else:
+                warnings.append(f"{folder}: no readable trials (skipped)")
+            continue
+        options = manifest.get("options") if isinstance(manifest.get("options"), dict) else {}
+        space = manifest.get("space") if isinstance(manifest.get("space"), dict) else {}
+        sampler = options.get("sampler") or _mode(frame.get("sampler"))
+        space_name = space.get("name") or _mode(frame.get("space"))
+        target = space.get("target") if isinstance(space.get("target"), dict) else {}
+        img_size = target.get("img_size") or _mode(frame.get("img_size"))
+        frame = frame.assign(run=label)
+        # Runs written before the manifest carried them still group by sampler and space.
+        frame["sampler"] = frame["sampler"].fillna(sampler) if sampler else frame["sampler"]
+        frame["space"] = frame["space"].fillna(space_name) if space_name else frame["space"]
+        frames.append(frame)
+        runs.append(
+            RunInfo(
+                path=folder,
+                label=label,
+                objectives=objectives,
+                sampler=sampler,
+                space=space_name,
+                img_size=int(img_size) if img_size else None,
+                trials=len(frame),
+                manifest=manifest,
+            )
+        )
+    if frames:
+        combined = pd.concat(frames, ignore_index=True)
+    else:
+        from archbench.store import SCHEMA
+
+        combined = SCHEMA.empty_table().to_pandas()
+    return LoadedRuns(combined, runs, warnings)
+
+
+def _labels(folders: Sequence[Path]) -> list[str]:
+    """Folder names, widened to ``parent/name`` where two runs share a name."""
+    names = [f.resolve().name for f in folders]
+    labels = []
+    for folder, name in zip(folders, names):
+        if names.count(name) > 1:
+            resolved = folder.resolve()
+            name = f"{resolved.parent.name}/{resolved.name}"
+        labels.append(name)
+    return labels
+
+
+def _manifest(folder: Path) -> tuple[dict[str, Any], str | None]:
+    path = folder / "manifest.json"
+    if not path.is_file():
+        return {}, None
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        return {}, f"{path}: unreadable manifest ({' '.join(str(err).split())}); using the trials alone"
+    if not isinstance(data, dict):
+        return {}, f"{path}: unreadable manifest (not a JSON object); using the trials alone"
+    return data, None
+
+
+def _objectives(manifest: dict[str, Any]) -> tuple[tuple[Objective, ...] | None, list[str]]:
+    items = manifest.get("objectives")
+    if not isinstance(items, list):
+        return None, []
+    found, unknown = [], []
+    for item in items:
+        if not isinstance(item, dict) or "name" not in item:
+            continue
+        name, direction = item["name"], item.get("direction", OBJECTIVES.get(item["name"]))
+        if name not in OBJECTIVES or direction not in ("max", "min"):
+            unknown.append(str(name))
+            continue
+        found.append(Objective(name, direction))
+    return (tuple(found) or None), unknown
+
+
+def _mode(column: pd.Series | None) -> Any:
+    if column is None:
+        return None
+    values = column.dropna()
+    if values.empty:
+        return None
+    value = values.mode().iloc[0]
+    return value.item() if hasattr(value, "item") else value
