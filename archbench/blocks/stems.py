@@ -54,15 +54,18 @@ def patchify(in_chans: int, out_dim: int, *, patch_size: int, norm: str) -> nn.M
     params=(
         Param("kernel", int, 7, min=1),
         Param("stride", int, 4, min=1),
+        Param("padding", int, -1, min=-1, help="-1: (kernel - stride + 1) // 2, which keeps H/stride exactly"),
         Param("norm", str, "layernorm", choices=NORMS_2D),
         Param("act", str, "none", choices=ACTS),
     ),
     layouts=("pyramid", "isotropic"),
     paper="PVTv2, Wang et al., CVMJ 2022 (overlapping patch embedding)",
 )
-def overlap(in_chans: int, out_dim: int, *, kernel: int, stride: int, norm: str, act: str) -> nn.Module:
-    # Padding (k - s + 1) // 2 keeps H/stride exactly: 7/4 -> 2 (Hire-MLP, FCViT), 3/2 -> 1.
-    return ConvStem(in_chans, out_dim, kernel=kernel, stride=stride, padding=(kernel - stride + 1) // 2, norm=norm, act=act)
+def overlap(in_chans: int, out_dim: int, *, kernel: int, stride: int, padding: int, norm: str, act: str) -> nn.Module:
+    # Automatic padding: 7/4 -> 2 (Hire-MLP), 3/2 -> 1. FCViT's release pads 7/4 with 3 (same size
+    # at multiples of 4, windows one pixel apart), so its presets set it explicitly.
+    padding = (kernel - stride + 1) // 2 if padding < 0 else padding
+    return ConvStem(in_chans, out_dim, kernel=kernel, stride=stride, padding=padding, norm=norm, act=act)
 
 
 class CMTStem(nn.Module):

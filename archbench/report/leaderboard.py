@@ -143,8 +143,16 @@ def objectives_caption(objectives: Sequence[Objective]) -> str:
 
 
 def print_table(console: Console, renderable: Any) -> None:
-    """Print wide tables unwrapped when the output is a file or pipe (rich assumes 80 columns)."""
-    console.print(renderable, width=None if console.is_terminal else max(console.width, 200))
+    """Print wide tables unwrapped when the output is a file or pipe (rich assumes 80 columns there)."""
+    if console.is_terminal or console.width >= 160:
+        console.print(renderable)
+        return
+    width = console.width
+    console.width = 200
+    try:
+        console.print(renderable)
+    finally:
+        console.width = width
 
 
 def print_leaderboard(

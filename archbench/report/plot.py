@@ -16,13 +16,14 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-    from archbench.report.summary import Report
+    from archbench.report.summary import GroupSummary, Report
 
 # column, display scale, direction of the axis for metrics that are not objectives
 _COLUMN = {"val_acc": "val_acc", "macs": "macs", "params": "params", "latency_ms": "latency_ms_median"}
 _SCALE = {"val_acc": 100.0, "macs": 1e-9, "params": 1e-6, "latency_ms": 1.0}
 _DIRECTION = {"val_acc": "max", "macs": "min", "params": "min", "latency_ms": "min"}
 _ANCHOR_COLOUR = "0.35"
+_MAX_LABELLED = 12  # front points per group that get their trial id written beside them
 
 
 def panels(report: Report) -> list[tuple[str, str]]:
@@ -78,11 +79,11 @@ def make_figure(report: Report) -> Figure:
             ax.set_axisbelow(True)
         for ax in list(axes.flat)[len(pairs):]:
             ax.set_visible(False)
-        handles, labels = axes.flat[0].get_legend_handles_labels()
-        if handles:
-            fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 3), frameon=False, bbox_to_anchor=(0.5, 0.0))
-        fig.suptitle(_title(report), x=0.01, ha="left", fontsize=10)
-        fig.tight_layout(rect=(0, 0.05 + 0.04 * ((len(labels) - 1) // 3 if handles else 0), 1, 0.95))
+        if report.groups:
+            axes.flat[0].legend(loc="best", frameon=True, framealpha=0.85, edgecolor="0.85", title=f"front per {report.by} (hypervolume)",
+                                title_fontsize=7.5)
+        fig.suptitle(_title(report), x=0.01, ha="left", fontsize=9.5)
+        fig.tight_layout()
     return fig
 
 
@@ -102,20 +103,30 @@ def png_bytes(report: Report, *, dpi: int = 110) -> bytes:
 
 
 def _draw_group(ax: Axes, report: Report, key: str, x: str, y: str, colour: object, label: str) -> None:
+    """The group's ok trials; outlined: its front over all objectives; step line: the boundary of
+    the region its trials attain in this panel's two objectives (for a pair of objectives only)."""
     frame = report.table
     members = frame[(frame[report.by].fillna("unknown").astype(str) == key) & (frame["status"] == "ok")]
-    points = members[[_COLUMN[x], _COLUMN[y]]].astype(float).to_numpy() * np.array([_SCALE[x], _SCALE[y]])
-    points = points[~np.isnan(points).any(axis=1)]
-    if len(points) == 0:
+    members = members.dropna(subset=[_COLUMN[x], _COLUMN[y]])
+    if members.empty:
         return
-    directions = [_direction(report, x), _direction(report, y)]
-    on_front = pareto_ranks(points, directions) == 0
-    ax.scatter(points[~on_front, 0], points[~on_front, 1], s=16, color=colour, alpha=0.35, linewidths=0)
-    front = np.unique(points[on_front], axis=0)
-    front = front[np.argsort(front[:, 0], kind="stable")]
-    # The attainment boundary: each front point covers everything worse in both objectives.
-    ax.step(front[:, 0], front[:, 1], where="post" if directions[0] == "min" else "pre", color=colour, linewidth=1.4, alpha=0.9)
-    ax.scatter(front[:, 0], front[:, 1], s=34, color=colour, edgecolors="black", linewidths=0.6, zorder=3, label=label)
+    points = members[[_COLUMN[x], _COLUMN[y]]].astype(float).to_numpy() * np.array([_SCALE[x], _SCALE[y]])
+    objectives = [o.metric for o in report.objectives]
+    all_values = members.reindex(columns=objectives).astype(float).to_numpy()
+    on_front = pareto_ranks(all_values, [o.direction for o in report.objectives]) == 0
+    ax.scatter(points[~on_front, 0], points[~on_front, 1], s=18, color=colour, alpha=0.45, linewidths=0)
+    ax.scatter(points[on_front, 0], points[on_front, 1], s=34, color=colour, edgecolors="black", linewidths=0.6, zorder=3, label=label)
+    names = {o.name for o in report.objectives}
+    if {x, y} <= names:
+        directions = [_direction(report, x), _direction(report, y)]
+        boundary = np.unique(points[pareto_ranks(points, directions) == 0], axis=0)
+        boundary = boundary[np.argsort(boundary[:, 0], kind="stable")]
+        # Each point covers everything worse in both objectives; the step traces the union.
+        ax.step(boundary[:, 0], boundary[:, 1], where="post" if directions[0] == "min" else "pre", color=colour, linewidth=1.4, alpha=0.9)
+    if on_front.sum() <= _MAX_LABELLED:
+        # Trial ids on the front tie the plot to the leaderboard rows.
+        for (px, py), trial in zip(points[on_front], members["trial_id"].astype(str)[on_front]):
+            ax.annotate(trial, (px, py), xytext=(4, -9), textcoords="offset points", fontsize=6.5, color=colour)
 
 
 def _draw_anchors(ax: Axes, report: Report, x: str, y: str) -> None:
@@ -128,23 +139,43 @@ def _draw_anchors(ax: Axes, report: Report, x: str, y: str) -> None:
     if "val_acc" in (x, y):
         # No proxy accuracy for a zoo model: a reference line at its cost, labelled at the top.
         cost = y if x == "val_acc" else x
-        for name, v in values.items():
-            if v.get(cost) is None:
-                continue
+        placed = sorted((v[cost], name) for name, v in values.items() if v.get(cost) is not None)
+        lo, hi = _span(ax, report, cost, [p for p, _ in placed], vertical=cost == x)
+        last_at_top = -np.inf
+        for position, name in placed:
             line = ax.axvline if cost == x else ax.axhline
-            line(v[cost], color=_ANCHOR_COLOUR, linestyle=(0, (3, 3)), linewidth=0.7, zorder=1)
+            line(position, color=_ANCHOR_COLOUR, linestyle=(0, (3, 3)), linewidth=0.7, zorder=1)
+            # Labels closer than ~3% of the axis would overprint: the next one goes to the other end.
+            at_top = (position - last_at_top) / (hi - lo or 1.0) > 0.03
+            if at_top:
+                last_at_top = position
             if cost == x:
-                ax.text(v[cost], 1.0, f" {name}", transform=ax.get_xaxis_transform(), rotation=90, va="top", ha="right",
-                        fontsize=7, color=_ANCHOR_COLOUR)
+                ax.text(position, 0.99 if at_top else 0.01, f"{name} ", transform=ax.get_xaxis_transform(), rotation=90,
+                        va="top" if at_top else "bottom", ha="right", fontsize=7, color=_ANCHOR_COLOUR)
             else:
-                ax.text(1.0, v[cost], f"{name} ", transform=ax.get_yaxis_transform(), va="bottom", ha="right",
-                        fontsize=7, color=_ANCHOR_COLOUR)
+                ax.text(0.99 if at_top else 0.01, position, name, transform=ax.get_yaxis_transform(), va="bottom",
+                        ha="right" if at_top else "left", fontsize=7, color=_ANCHOR_COLOUR)
         return
-    for name, v in values.items():
-        if v.get(x) is None or v.get(y) is None:
-            continue
-        ax.scatter([v[x]], [v[y]], marker="D", s=26, color="white", edgecolors=_ANCHOR_COLOUR, linewidths=1.0, zorder=4)
-        ax.annotate(name, (v[x], v[y]), xytext=(4, 3), textcoords="offset points", fontsize=7, color=_ANCHOR_COLOUR)
+    points = sorted((v[x], v[y], name) for name, v in values.items() if v.get(x) is not None and v.get(y) is not None)
+    xlo, xhi = _span(ax, report, x, [p[0] for p in points], vertical=True)
+    ylo, yhi = _span(ax, report, y, [p[1] for p in points], vertical=False)
+    previous: tuple[float, float] | None = None
+    flip = False
+    for px, py, name in points:
+        ax.scatter([px], [py], marker="D", s=26, color="white", edgecolors=_ANCHOR_COLOUR, linewidths=1.0, zorder=4)
+        # A neighbour within ~6% of both axes: alternate the label to the other side to keep both legible.
+        close = previous is not None and abs(px - previous[0]) / (xhi - xlo or 1) < 0.06 and abs(py - previous[1]) / (yhi - ylo or 1) < 0.06
+        flip = not flip if close else False
+        offset, ha = ((-5, -10), "right") if flip else ((5, 3), "left")
+        ax.annotate(name, (px, py), xytext=offset, textcoords="offset points", fontsize=7, color=_ANCHOR_COLOUR, ha=ha)
+        previous = (px, py)
+
+
+def _span(ax: Axes, report: Report, metric: str, anchors: list[float], *, vertical: bool) -> tuple[float, float]:
+    """The data range the axis will show (trials and anchors), before matplotlib sets its limits."""
+    values = report.table.loc[report.table["status"] == "ok", _COLUMN[metric]].dropna().astype(float) * _SCALE[metric]
+    everything = [*values.tolist(), *anchors]
+    return (min(everything), max(everything)) if everything else (0.0, 1.0)
 
 
 def _direction(report: Report, metric: str) -> str:
@@ -154,17 +185,16 @@ def _direction(report: Report, metric: str) -> str:
     return _DIRECTION[metric]
 
 
-def _legend_label(group: object) -> str:
-    hv = getattr(group, "hypervolume", None)
-    ok = getattr(group, "counts", {}).get("ok", 0)
-    text = f"{getattr(group, 'key')}  ({ok} ok"
-    return text + (f", HV {hv:.3f})" if hv is not None else ")")
+def _legend_label(group: GroupSummary) -> str:
+    ok = group.counts.get("ok", 0)
+    hv = f", HV {group.hypervolume:.3f}" if group.hypervolume is not None else ""
+    return f"{group.key} ({ok} ok{hv})"
 
 
 def _title(report: Report) -> str:
     objectives = ", ".join(f"{o.name} {'↑' if o.direction == 'max' else '↓'}" for o in report.objectives)
-    note = "; dashed: zoo models measured here (no proxy accuracy)" if report.anchors else ""
-    return f"Pareto fronts per {report.by} ({objectives}); outlined points: front, line: attained region{note}"
+    note = "\ndashed / ◇: zoo models measured here (never trained on the proxy task)" if report.anchors else ""
+    return f"Pareto fronts ({objectives}){note}"
 
 
 def _latency_conditions(report: Report) -> tuple[str, str]:

@@ -111,7 +111,7 @@ class PartWriter(Callback):
 
         number = result.get("trial_number", config.get("trial_number"))
         fields: dict[str, Any] = {}
-        if "arch" in config:
+        if config.get("arch"):  # None when the space could not produce an architecture
             fields.update(arch_fields(ArchSpec.from_dict(config["arch"])))
         for key in _DIRECT:
             if key in result and result[key] is not None:
@@ -158,15 +158,25 @@ class PartWriter(Callback):
 class ProgressView(Callback):
     """Counts, elapsed and estimated time, and the current front, live in the terminal.
 
-    On a terminal it redraws in place; otherwise (logs, CI) it prints one line per ended trial.
+    On a terminal (and ``live``) it redraws in place; otherwise (``--no-live``, logs, CI) it prints
+    one line per ended trial; ``quiet`` prints nothing.
     """
 
-    def __init__(self, options: SearchOptions, run_dir: Path, *, already: dict[str, str], enabled: bool = True, console: Console | None = None) -> None:
+    def __init__(
+        self,
+        options: SearchOptions,
+        run_dir: Path,
+        *,
+        already: dict[str, str],
+        live: bool = True,
+        quiet: bool = False,
+        console: Console | None = None,
+    ) -> None:
         self.options = options
         self.run_dir = run_dir
         self.console = console or Console(file=sys.stdout)
-        self.interactive = enabled and self.console.is_terminal
-        self.quiet = not enabled
+        self.interactive = live and not quiet and self.console.is_terminal
+        self.quiet = quiet
         self.counts: dict[str, int] = {}
         for status in already.values():
             self.counts[status] = self.counts.get(status, 0) + 1
@@ -203,10 +213,10 @@ class ProgressView(Callback):
             self._live.update(self.render())
         elif not self.quiet:
             acc = f"val_acc {record.val_acc:.3f}" if record.val_acc is not None else ""
-            macs = f"{record.macs / 1e9:.2f} GMACs" if record.macs else ""
+            macs = (f"{record.macs / 1e9:.2f} GMACs" if record.macs >= 1e8 else f"{record.macs / 1e6:.2f} MMACs") if record.macs else ""
             note = f"({record.error})" if record.error and record.status != "ok" else ""
             done = sum(v for k, v in self.counts.items() if k != "interrupted")
-            self.console.print(f"[{done}/{self.options.trials}] trial {record.trial_id} {record.status:<8} {acc} {macs} {record.arch_summary or ''} {note}".rstrip(), highlight=False)
+            self.console.print(f"[{done}/{self.options.trials}] trial {record.trial_id} {record.status:<8} {acc} {macs} {record.arch_summary or ''} {note}".rstrip(), highlight=False, soft_wrap=True)
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.running.add(trial.trial_id)

@@ -101,6 +101,16 @@ def exclusive(lease: ray.actor.ActorHandle | None, holder: str) -> Iterator[None
         ray.get(lease.release.remote(holder))
 
 
+@contextlib.contextmanager
+def shared(lease: ray.actor.ActorHandle | None, holder: str) -> Iterator[None]:
+    """Load the device alongside other trials (no latency is timed meanwhile); no-op without a lease."""
+    acquire_shared(lease, holder)
+    try:
+        yield
+    finally:
+        release(lease, holder)
+
+
 def acquire_shared(lease: ray.actor.ActorHandle | None, holder: str) -> None:
     if lease is not None:
         ray.get(lease.acquire_shared.remote(holder))

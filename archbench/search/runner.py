@@ -4,11 +4,14 @@ architectures, Ray Tune scheduling proxy trials, parts written as trials end, re
 Resume uses the Optuna study (SQLite, committed on every ask/tell) and the Parquet parts (written as each
 trial ends) as the source of truth, not Tune's periodic snapshot: after a kill -9 a snapshot may
 predate trials that finished, which Tuner.restore would run twice. A resumed run starts a fresh
-Tuner on the same study for the trials still missing, so every trial_id occurs exactly once.
+Tuner on the same study for the trials still missing, so every trial_id occurs exactly once; the
+architectures of trials the stopped driver left unfinished are queued to be tried again first.
 """
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import logging
 import os
 import sys
@@ -42,8 +45,41 @@ def default_run_dir(space_name: str) -> Path:
     return Path("runs") / f"{Path(space_name).stem}-{stamp}"
 
 
-def prepare_run(options: SearchOptions, command: list[str], overrides: set[str]) -> tuple[SearchOptions, Path, Manifest]:
-    """Create (or, with --resume, reopen) the run folder; errors are ValueErrors naming the option."""
+class RunDirLock:
+    """An exclusive ``flock`` on ``<run>/.lock`` held while a driver works on the run, so a second
+    ``--resume`` of a live run fails at once instead of failing its running trials; the kernel
+    drops the lock when the driver dies, however it dies."""
+
+    def __init__(self) -> None:
+        self._fd: int | None = None
+
+    def acquire(self, run_dir: Path) -> None:
+        fd = os.open(run_dir / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            if err.errno in (errno.EAGAIN, errno.EACCES):
+                raise ValueError(f"--run-dir: {run_dir} is in use by another archbench search (pid {holder})") from None
+            raise
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing drops the flock
+            self._fd = None
+
+
+def prepare_run(
+    options: SearchOptions, command: list[str], overrides: set[str], lock: RunDirLock | None = None
+) -> tuple[SearchOptions, Path, Manifest]:
+    """Create (or, with --resume, reopen) the run folder; errors are ValueErrors naming the option.
+
+    ``lock`` (when given) is acquired on the folder before anything in it changes.
+    """
     from archbench import space as spaces
 
     if options.resume:
@@ -51,6 +87,8 @@ def prepare_run(options: SearchOptions, command: list[str], overrides: set[str])
             raise ValueError("--resume needs --run-dir of the run to continue")
         run_dir = Path(options.run_dir)
         manifest = read_manifest(run_dir)
+        if lock is not None:
+            lock.acquire(run_dir)
         stored = SearchOptions.from_dict(manifest.options)
         # A resumed run keeps its own settings; only these may change on the command line.
         changeable = {"trials", "time_budget_min", "concurrency", "ray_address", "cpus_per_trial", "gpus_per_trial"}
@@ -60,10 +98,13 @@ def prepare_run(options: SearchOptions, command: list[str], overrides: set[str])
         write_manifest(run_dir, manifest)
         return options, run_dir, manifest
     space = spaces.load(options.space)
+    with_bounds(space, options).check_feasible()  # an impossible --max-macs fails before the folder exists
     run_dir = Path(options.run_dir) if options.run_dir else default_run_dir(space.name)
     if (run_dir / "manifest.json").exists() or any((run_dir / "trials").glob("part-*.parquet")):
         raise ValueError(f"--run-dir: {run_dir} already holds a run; pass --resume to continue it or choose another folder")
     run_dir.mkdir(parents=True, exist_ok=True)
+    if lock is not None:
+        lock.acquire(run_dir)
     options = replace(options, run_dir=str(run_dir))
     manifest = Manifest.new(options, space, command)
     write_manifest(run_dir, manifest, space_text=space.source_text)
@@ -74,6 +115,11 @@ def load_space(options: SearchOptions, manifest: Manifest) -> Any:
     from archbench import space as spaces
 
     space = spaces.load(str(Path(options.run_dir) / "space.yaml")) if (Path(options.run_dir) / "space.yaml").exists() else spaces.load(options.space)
+    return with_bounds(space, options)
+
+
+def with_bounds(space: Any, options: SearchOptions) -> Any:
+    """The space under --max-macs / --max-params where given (they override the space's own)."""
     bounds = {k: v for k, v in (("max_macs", options.max_macs), ("max_params", options.max_params)) if v is not None}
     return space.with_constraints(**bounds) if bounds else space
 
@@ -118,16 +164,38 @@ def make_sampler(options: SearchOptions, seed: int) -> Any:
 @dataclass(frozen=True)
 class DefineByRun:
     """What OptunaSearch calls per trial: the architecture plus the constraint verdict (a meta-device
-    count, cheap). A class, not a closure, because Tune pickles its searcher with the run state."""
+    count, cheap). A class, not a closure, because Tune pickles its searcher with the run state.
+
+    A draw the space cannot turn into an architecture (a user space whose choices clash) becomes a
+    trial without an architecture, recorded as rejected, rather than an exception in Tune's loop.
+    """
 
     space: Any
 
     def __call__(self, trial: Any) -> dict[str, Any]:
-        arch = self.space.suggest(trial)
-        violation = self.space.check_arch(arch) if self.space.constraints.needs_estimate else None
+        import optuna
+
+        try:
+            arch = self.space.suggest(trial)
+        except optuna.TrialPruned as err:
+            reason = str(err) or "invalid architecture"
+            trial.set_user_attr("violation", reason)
+            return {"trial_number": trial.number, "arch": None, "violation": reason}
+        try:
+            violation = self.space.check_arch(arch) if self.space.constraints.needs_estimate else None
+        except Exception as err:  # InvalidSample: it does not build at the target size
+            violation = f"invalid architecture: {err}"
         trial.set_user_attr("arch_hash", arch.hash)
         trial.set_user_attr("violation", violation or "")
         return {"trial_number": trial.number, "arch": arch.to_dict(), "violation": violation or ""}
+
+
+def ray_address(options: SearchOptions) -> str:
+    """--ray-address, else $RAY_ADDRESS (Ray's own convention), else a new local instance.
+
+    Never Ray's default of silently joining whatever cluster ``ray start`` last started here.
+    """
+    return options.ray_address or os.environ.get("RAY_ADDRESS") or "local"
 
 
 @contextlib.contextmanager
@@ -138,7 +206,6 @@ def ray_session(options: SearchOptions, run_dir: Path, *, quiet: bool) -> Iterat
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")
-    os.environ.setdefault("TUNE_MAX_PENDING_TRIALS_PG", "1")
     log_path = run_dir / "ray.log"
     handler = logging.FileHandler(log_path)
     for name in ("ray", "ray.tune", "ray.train"):
@@ -148,7 +215,7 @@ def ray_session(options: SearchOptions, run_dir: Path, *, quiet: bool) -> Iterat
     with redirect_stderr(log_path, enabled=quiet):
         if not ray.is_initialized():
             ray.init(
-                address=options.ray_address,
+                address=ray_address(options),
                 include_dashboard=False,
                 log_to_driver=False,
                 logging_level=logging.WARNING,
@@ -191,16 +258,44 @@ def completed_trials(run_dir: Path) -> dict[str, str]:
     return dict(zip(frame["trial_id"], frame["status"]))
 
 
-def _fail_orphans(storage: Any) -> None:
-    """Trials a killed driver left RUNNING in the study: failed, so samplers ignore them."""
+def retry_unfinished(storage: Any, run_dir: Path) -> list[int]:
+    """Trials a stopped driver left RUNNING in the study (kill -9, Ctrl-C) are told FAIL, so samplers
+    ignore them, and their architectures are queued so the resumed run tries them first (under new
+    trial ids). Parts recorded as ``interrupted`` move to ``<run>/interrupted/``: ``trials/`` then
+    holds exactly the trials that completed. Returns the numbers of the trials queued again."""
     import optuna
 
     try:
         study = optuna.load_study(study_name=STUDY_NAME, storage=storage)
     except KeyError:
-        return
+        return []
+    retried = []
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+        if trial.params:
+            study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
+            retried.append(trial.number)
+    _set_aside_interrupted(run_dir)
+    return retried
+
+
+def _set_aside_interrupted(run_dir: Path) -> None:
+    from archbench.store import part_files, read_part
+
+    aside = run_dir / "interrupted"
+    for path in part_files(run_dir):
+        try:
+            status = read_part(path).column("status")[0].as_py()
+        except Exception:
+            continue  # an unreadable part is the reader's to report, not ours to move
+        if status == "interrupted":
+            aside.mkdir(exist_ok=True)
+            os.replace(path, aside / path.name)
+
+
+def trial_dirname(trial: Any) -> str:
+    """Tune's per-trial folder under <run>/ray/: short, instead of the flattened config."""
+    return f"trial-{trial.trial_id}"
 
 
 def run_search(
@@ -211,7 +306,33 @@ def run_search(
     quiet: bool = True,
     live: bool = True,
 ) -> RunOutcome:
-    """Run (or resume) one search end to end; returns where it landed and what happened."""
+    """Run (or resume) one search end to end; returns where it landed and what happened.
+
+    Bad options, spaces and datasets raise ValueError (or SpecError) before the run folder exists.
+    """
+    import optuna
+
+    from archbench.train.data import load_dataset
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # "A new study created ..." is not for the terminal
+    started = time.monotonic()
+    data = None
+    if not options.resume and options.needs_training:
+        # Before the run folder exists: a bad --dataset leaves nothing behind.
+        data = load_dataset(options.dataset, img_size=options.proxy_img_size, seed=options.seed)
+    lock = RunDirLock()
+    try:
+        options, run_dir, manifest = prepare_run(options, command, set(overrides), lock=lock)
+        if data is None and options.needs_training:
+            data = load_dataset(options.dataset, img_size=options.proxy_img_size, seed=options.seed)
+        return _search(options, run_dir, manifest, data, started=started, quiet=quiet, live=live)
+    finally:
+        lock.release()
+
+
+def _search(
+    options: SearchOptions, run_dir: Path, manifest: Manifest, data: Any, *, started: float, quiet: bool, live: bool
+) -> RunOutcome:
     import optuna
     from optuna.storages import RDBStorage
     from ray import tune
@@ -220,26 +341,20 @@ def run_search(
 
     from archbench.search.callbacks import PartWriter, ProgressView
     from archbench.search.limits import BudgetedLimiter
-    from archbench.train.data import load_dataset
 
-    options, run_dir, manifest = prepare_run(options, command, set(overrides))
     space = load_space(options, manifest)
-    space.check_feasible()
     device, gpus = resolve_device(options)
     needs_latency = any(o.name == "latency_ms" for o in options.objectives) or space.constraints.max_latency_ms is not None
-    data = load_dataset(options.dataset, img_size=options.proxy_img_size, seed=options.seed) if options.needs_training else None
 
+    # SQLite is transactional (a kill -9 loses no committed ask/tell) and pickles with Tune's
+    # experiment state; only this driver writes to it (the run folder's lock sees to that).
+    storage = RDBStorage(f"sqlite:///{(run_dir / 'optuna.db').resolve()}")
+    retry_unfinished(storage, run_dir)
     done = completed_trials(run_dir)
     finished = sum(1 for status in done.values() if status in COMPLETED)
     remaining = options.trials - finished
-    started = time.monotonic()
     if remaining <= 0:
         return RunOutcome(run_dir, options.trials, _counts(done), 0.0, False, False)
-
-    # SQLite is transactional (a kill -9 loses no committed ask/tell) and pickles with Tune's
-    # experiment state; only this driver writes to it, so SQLite's single-writer limit is moot.
-    storage = RDBStorage(f"sqlite:///{(run_dir / 'optuna.db').resolve()}")
-    _fail_orphans(storage)
     try:
         already = len(optuna.load_study(study_name=STUDY_NAME, storage=storage).trials)
     except KeyError:
@@ -282,7 +397,7 @@ def run_search(
         constraints=space.constraints,
     )
     writer = PartWriter(run_dir, options, manifest, space)
-    view = ProgressView(options, run_dir, already=done, enabled=live)
+    view = ProgressView(options, run_dir, already=done, live=live)
     writer.on_record = view.add
     interrupted = False
     with ray_session(options, run_dir, quiet=quiet):
@@ -306,7 +421,14 @@ def run_search(
         )
         tuner = tune.Tuner(
             trainable,
-            tune_config=tune.TuneConfig(num_samples=remaining, search_alg=limiter, scheduler=scheduler, reuse_actors=False),
+            tune_config=tune.TuneConfig(
+                num_samples=remaining,
+                search_alg=limiter,
+                scheduler=scheduler,
+                # A worker process (and its torch/timm imports) serves trial after trial.
+                reuse_actors=True,
+                trial_dirname_creator=trial_dirname,
+            ),
             run_config=tune.RunConfig(
                 name=f"tune-{already:05d}",
                 storage_path=str((run_dir / "ray").resolve()),
@@ -326,6 +448,9 @@ def run_search(
         for handle in leases:
             ray.kill(handle)
     done = completed_trials(run_dir)
+    # Tune's SIGINT handler ends fit() quietly: a Ctrl-C between trials shows only as trials missing.
+    short = sum(1 for status in done.values() if status in COMPLETED) < options.trials
+    interrupted = interrupted or (short and not limiter.budget_reached)
     return RunOutcome(run_dir, options.trials, _counts(done), time.monotonic() - started, interrupted, limiter.budget_reached)
 
 

@@ -63,7 +63,6 @@ def run_trial(config: dict[str, Any], *, data: Dataset | None, plan: TrialPlan) 
     """The Ray Tune function trainable (wrapped with ``tune.with_parameters``)."""
     from archbench.spec import ArchSpec
 
-    arch = ArchSpec.from_dict(config["arch"])
     record: dict[str, Any] = {
         "trial_number": config["trial_number"],
         "status": "running",
@@ -71,8 +70,17 @@ def run_trial(config: dict[str, Any], *, data: Dataset | None, plan: TrialPlan) 
         "started_at": time.time(),
         "epochs_run": 0,
     }
+    if config.get("arch") is None:  # the space could not produce an architecture from this draw
+        record.update(status="rejected", error=config.get("violation") or "invalid architecture", finished_at=time.time())
+        tune.report(_objective_placeholders(record))
+        return
+    arch = ArchSpec.from_dict(config["arch"])
+    lease = leases.lease_for_this_node(plan.run_id)
+    holder = lease_holder(plan.run_id, config["trial_number"])
     try:
-        record.update(_cheap_objectives(arch))
+        # Building and tracing the full-size model is heavy CPU work: no latency is timed meanwhile.
+        with leases.shared(lease, holder):
+            record.update(_cheap_objectives(arch))
     except Exception as err:
         _fail(record, err)
     violation = config.get("violation") or (
@@ -82,7 +90,6 @@ def run_trial(config: dict[str, Any], *, data: Dataset | None, plan: TrialPlan) 
         record.update(status="rejected", error=violation, finished_at=time.time())
         tune.report(_objective_placeholders(record))
         return
-    lease = leases.lease_for_this_node(plan.run_id)
     try:
         if plan.measure_latency:
             record.update(_latency(arch, plan, lease, config["trial_number"]))
@@ -171,6 +178,10 @@ def _train(arch: Any, data: Dataset | None, plan: TrialPlan, config: dict[str, A
             train_seconds=record.get("train_seconds", 0.0) + epoch.train_seconds,
             images_per_second=epoch.images_per_second,
         )
+        if epoch.epoch == epoch.epochs:
+            # The last epoch's result goes out once, as the trial's final (status ok) report: a
+            # scheduler stopping the trial at max_t must not see it as an unfinished (pruned) one.
+            return
         # Give way between epochs to a latency measurement waiting for the device.
         leases.release(lease, holder)
         tune.report(dict(record))

@@ -65,8 +65,8 @@ class SpaceRanges:
 
     def describe(self) -> str:
         return (
-            f"MACs {fmt_quantity(self.macs[0])}-{fmt_quantity(self.macs[1])}, params "
-            f"{fmt_quantity(self.params[0])}-{fmt_quantity(self.params[1])} over {self.samples} unconstrained samples ({self.method})"
+            f"MACs {fmt_quantity(self.macs[0])}–{fmt_quantity(self.macs[1])}, params "
+            f"{fmt_quantity(self.params[0])}–{fmt_quantity(self.params[1])} over {self.samples} unconstrained samples ({self.method})"
         )
 
 
@@ -168,6 +168,7 @@ class Space:
         structural: Counter[str] = Counter()
         budget: Counter[str] = Counter()
         examples: dict[str, str] = {}
+        measured: list[Estimate] = []
         checks = 0
         for attempt in range(MAX_DRAWS):
             try:
@@ -181,11 +182,12 @@ class Space:
             else:
                 if problem is None:
                     return arch
+                measured.append(self.estimate(arch))
                 budget[_constraint_named(problem)] += 1
                 examples.setdefault(_constraint_named(problem), problem)
             if checks >= max_checks:
                 break
-        raise self._infeasible(seed, structural, budget, examples, checks)
+        raise self._infeasible(seed, structural, budget, examples, measured)
 
     def suggest(self, trial: optuna.Trial, *, constrained: bool = False) -> ArchSpec:
         """Define-by-run sampling from an Optuna trial, with hierarchical parameter names
@@ -297,7 +299,9 @@ class Space:
             key, text = problems[0]
             raise SpaceInfeasible(f"{self.file}: constraints.{key}", f"{text}: the space spans {spread.describe()}")
 
-    def _infeasible(self, seed: int, structural: Counter[str], budget: Counter[str], examples: dict[str, str], checks: int) -> SpaceInfeasible:
+    def _infeasible(
+        self, seed: int, structural: Counter[str], budget: Counter[str], examples: dict[str, str], measured: list[Estimate]
+    ) -> SpaceInfeasible:
         draws = sum(structural.values()) + sum(budget.values())
         if not budget:
             reason, count = structural.most_common(1)[0]
@@ -306,16 +310,25 @@ class Space:
                 f"no valid architecture in {draws} draws (seed {seed}); most common problem ({count}×): {reason}",
             )
         reason, count = budget.most_common(1)[0]
-        spread = self.ranges()
+        # The rejected draws are unconstrained samples: their spread is the space's, as estimated.
+        spread = SpaceRanges(
+            macs=(min(e.macs for e in measured), max(e.macs for e in measured)),
+            params=(min(e.params for e in measured), max(e.params for e in measured)),
+            samples=len(measured),
+            method=measured[0].method,
+        )
         return SpaceInfeasible(
-            f"{self.file}: constraints",
-            f"no sample met the constraints ({self.constraints.describe()}) in {checks} measured draws (seed {seed}); "
+            f"{self.file}: constraints.{reason}" if reason in _CONSTRAINT_NAMES else f"{self.file}: constraints",
+            f"no sample met the constraints ({self.constraints.describe()}) in {len(measured)} measured draws (seed {seed}); "
             f"most often broken: {reason} ({count}×, e.g. {examples[reason]}); the space spans {spread.describe()}",
         )
 
 
+_CONSTRAINT_NAMES = ("max_macs", "min_macs", "max_params", "max_latency_ms")
+
+
 def _constraint_named(problem: str) -> str:
-    for name in ("max_macs", "min_macs", "max_params", "max_latency_ms"):
+    for name in _CONSTRAINT_NAMES:
         if name in problem:
             return name
     return problem
@@ -365,10 +378,12 @@ def load(name_or_path: str | os.PathLike[str]) -> Space:
 
 
 def _display(path: Path) -> str:
+    """A short name for messages: relative to the working directory when inside it."""
     try:
-        return os.path.relpath(path)
+        relative = os.path.relpath(path)
     except ValueError:
         return str(path)
+    return str(path) if relative.startswith("..") else relative
 
 
 def _resolve_extends(name: str, relative_to: Path, where: str) -> tuple[Path, str]:

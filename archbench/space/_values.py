@@ -272,7 +272,8 @@ class Derived(Value):
         if not _is_int(base) or base < 1:
             raise InvalidSample(name, f"round: divisor needs a positive whole {self.source}, got {base!r}")
         divisors = [d for d in range(1, base + 1) if base % d == 0]
-        return min(divisors, key=lambda d: (abs(d - result), d))
+        # Ties go to the larger divisor: heads no wider than asked (96 / 64 = 1.5 -> 2 heads of 48).
+        return min(divisors, key=lambda d: (abs(d - result), -d))
 
     def size(self) -> float:
         return self.operand.size() if self.operand is not None else 1.0

@@ -14,7 +14,7 @@ def fcvit(dims: list[int], depths: list[int]) -> dict[str, Any]:
     """MetaFormer pyramid: 7×7/4 conv + BN stem, 3×3/2 conv + BN between stages, FCViT blocks
     (two 11×11 token mixes with global context, 8 groups, competing bottleneck), MLP ratios [8, 8, 4, 4]."""
     return pyramid(
-        stem={"type": "overlap", "params": {"kernel": 7, "stride": 4, "norm": "batchnorm"}},
+        stem={"type": "overlap", "params": {"kernel": 7, "stride": 4, "padding": 3, "norm": "batchnorm"}},
         dims=dims,
         depths=depths,
         block=lambda stage: {"type": "fcvit", "params": {"mlp_ratio": float(MLP_RATIOS[stage])}},
@@ -25,9 +25,16 @@ def fcvit(dims: list[int], depths: list[int]) -> dict[str, Any]:
 
 _SRC = "ma-xu/FCViT@77e5a9d15d:README.md (params only; FLOPs n/f)"
 _NOTE = (
-    "Release differences kept out of the spec language: its stem pads 3 (the 'overlap' stem pads 2; "
-    "same output size and MACs at multiples of 4, windows shifted by one pixel) and its head norm is "
-    "GroupNorm(1) over C, H, W (the 'linear' head's LayerNorm over C has the same parameter count)."
+    "The released config (11x11 mixing kernels) counts 4.78/14.70/26.96/51.48M, 4-5% above the README's "
+    "4.6/14/25.7/49.1M; 5x5 + 7x7 kernels (models/fcvit.py's global defaults) would give 4.49/14.14/25.84/49.24M, "
+    "so the README likely counted an earlier config. Presets follow the release (stem padding 3 included). "
+    "Not expressible: its "
+    "head norm is GroupNorm(1) over C, H, W (the 'linear' head's LayerNorm over C has the same parameter count)."
+)
+_DEVIATION = (
+    "params: the released fcvit_* configs (two 11x11 depthwise mixes per block) have 4.78/14.70/26.96/51.48M "
+    "parameters, equal to an instantiation of the release's models/fcvit.py; the README's figures are not "
+    "reachable from it"
 )
 _BASE = [64, 128, 320, 512]
 
@@ -40,6 +47,6 @@ for _name, _dims, _depths, _params, _top1 in (
     register_preset(
         _name,
         lambda d=_dims, n=_depths: fcvit(d, n),
-        Published(_params, None, _SRC, _top1, _NOTE),
+        Published(_params, None, _SRC, _top1, _NOTE, deviation=_DEVIATION),
         family="FCViT",
     )

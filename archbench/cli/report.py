@@ -1,0 +1,123 @@
+"""`archbench report`: leaderboard, Pareto fronts, hypervolume, plots and exports across runs.
+
+Reads run folders (default: every run under runs/), skipping what cannot be read with one line
+each on stderr; renders with archbench.report. Exit 0 if at least one run was read, else 2.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from archbench.cli import UsageError
+
+DEFAULT_TOP = 25  # terminal rows; the file formats carry every trial unless --top says otherwise
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from archbench.report.export import FORMATS
+    from archbench.report.summary import BY
+
+    p = subparsers.add_parser(
+        "report",
+        help="leaderboard, Pareto fronts, hypervolume and plots of one or more runs",
+        description="Read run folders as one table: Pareto ranks (non-dominated sorting, crowding within a "
+        "front) over the runs' objectives, each run's hypervolume in one shared normalised box, a leaderboard, "
+        "optional zoo reference models measured on this machine, and a plot.",
+    )
+    p.add_argument("run_dirs", nargs="*", metavar="RUN_DIR", help="run folders, or folders of runs (default: every run under runs/)")
+    p.add_argument("--objectives", help="NAME:max|min,… from val_acc, macs, params, latency_ms (default: the runs' own)")
+    p.add_argument("--format", choices=FORMATS, default="table", help="table (terminal), md, csv, json (rows only) or html (one self-contained file)")
+    p.add_argument("--output", "-o", metavar="FILE", help="write the rendering to FILE instead of stdout")
+    p.add_argument("--plot", metavar="FILE.png", help="also draw the Pareto fronts to FILE.png")
+    p.add_argument("--top", type=int, help=f"rows of the leaderboard (default {DEFAULT_TOP} for table, all for other formats)")
+    p.add_argument("--with-zoo", nargs="?", const=True, default=False, metavar="NAME,…",
+                   help="add zoo presets measured here as reference rows and plot anchors (default set for the runs' layout, "
+                   "or the presets named); cached in ~/.cache/archbench (ARCHBENCH_CACHE_DIR)")
+    p.add_argument("--by", choices=BY, default="run", help="summarise, colour and compare hypervolume per run, sampler or space")
+    p.add_argument("--hv-bounds", metavar="NAME=IDEAL:REF,…",
+                   help="fix the hypervolume box, e.g. val_acc=1:0,macs=0:6G (default: from the trials shown)")
+    p.add_argument("--summary", metavar="FILE.json", help="also write the per-run/sampler/space summary (hypervolume, box, counts) as JSON")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from archbench.cli._output import quiet_libraries
+    from archbench.report import export
+    from archbench.report.summary import make_report
+
+    quiet_libraries()
+    if args.top is not None and args.top < 1:
+        raise UsageError("--top must be >= 1")
+    if args.plot and Path(args.plot).suffix.lower() != ".png":
+        raise UsageError(f"--plot: {args.plot}: expected a .png file name")
+    zoo = args.with_zoo
+    if isinstance(zoo, str):
+        zoo = [name.strip() for name in zoo.split(",") if name.strip()]
+        if not zoo:
+            raise UsageError("--with-zoo: give preset names, e.g. --with-zoo swin_t,hornet_t_7x7 (or no value for the default set)")
+
+    def warn(line: str) -> None:
+        print(f"archbench: {line}", file=sys.stderr, flush=True)
+
+    try:
+        report = make_report(
+            args.run_dirs or None, objectives=args.objectives, by=args.by, hv_bounds=args.hv_bounds, zoo=zoo, progress=warn
+        )
+    except (KeyError, ValueError) as err:
+        raise UsageError(str(err).strip("'\"")) from None
+    for line in report.warnings:
+        warn(f"warning: {line}")
+    if not report.runs:
+        raise UsageError("no run could be read (see the lines above)")
+
+    png = None
+    if args.plot or args.format == "html":
+        from archbench.report.plot import png_bytes
+
+        png = png_bytes(report, dpi=130)
+    if args.plot:
+        _write_bytes(Path(args.plot), png)
+        warn(f"wrote {args.plot}")
+
+    top = args.top if args.top is not None else (DEFAULT_TOP if args.format == "table" else None)
+    if args.format == "table":
+        out = open(args.output, "w") if args.output else None
+        try:
+            wide = out is not None or not sys.stdout.isatty()  # a file or pipe: no terminal width to respect
+            console = Console(file=out, highlight=False, width=200 if wide else None, color_system=None if out else "auto")
+            export.print_report(report, console, top=top)
+        finally:
+            if out:
+                out.close()
+    else:
+        text = {
+            "md": lambda: export.to_markdown(report, top=top, plot_path=args.plot),
+            "csv": lambda: export.to_csv(report, top=top),
+            "json": lambda: export.to_json(report, top=top),
+            "html": lambda: export.to_html(report, top=top, png=png),
+        }[args.format]()
+        _emit(text, args.output)
+    if args.output:
+        warn(f"wrote {args.output}")
+    if args.summary:
+        _write_bytes(Path(args.summary), export.summary_json(report).encode())
+        warn(f"wrote {args.summary}")
+    return 0
+
+
+def _emit(text: str, output: str | None) -> None:
+    if output:
+        _write_bytes(Path(output), text.encode())
+    else:
+        sys.stdout.write(text)
+
+
+def _write_bytes(path: Path, data: bytes | None) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data or b"")
+    except OSError as err:
+        raise UsageError(f"{path}: cannot write ({err.strerror or err})") from None

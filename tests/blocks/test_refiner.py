@@ -1,0 +1,153 @@
+"""Refiner: the refiner block in both layouts, the shared attention map, the conv stem, and the
+three Refiner-ViT presets against the README's parameter counts."""
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+from torch import nn
+
+import archbench
+from archbench.blocks.refiner import RefinerBlock, RefinerStage
+from archbench.measure.macs import count_macs, count_macs_meta
+from archbench.measure.params import count_params
+from archbench.registry import TokenState
+from archbench.spec import ArchSpec
+from archbench.zoo import get, published
+from archbench.zoo.refiner import refiner_vit
+from archbench.zoo.tolerance import tolerance
+
+# Unique parameters of the released models (no token-labelling aux head), counted by instantiating
+# zhoudaquan/Refiner_ViT's Refiner_ViT_{S,M,L}(return_dense=False); ours load their weights one to one.
+RELEASE_PARAMS = {"refiner_vit_s": 25_023_656, "refiner_vit_m": 55_029_932, "refiner_vit_l": 80_637_192}
+
+
+def isotropic(share: bool = True, depth: int = 4, img_size: int = 64) -> ArchSpec:
+    data = refiner_vit(dim=48, depth=depth, heads=4)
+    data["stages"][0]["block"]["params"]["share"] = share
+    return ArchSpec.from_dict({**data, "name": "refiner_small_test", "input": {"img_size": img_size, "num_classes": 10}})
+
+
+def pyramid(share: bool = True) -> ArchSpec:
+    block: dict[str, Any] = {"type": "refiner", "params": {"heads": 2, "share": share}}
+    return ArchSpec.from_dict(
+        {
+            "name": "refiner_pyramid_test",
+            "layout": "pyramid",
+            "input": {"img_size": 64, "num_classes": 10},
+            "stem": {"type": "patchify", "params": {"patch_size": 8}},
+            "stages": [
+                {"depth": 3, "dim": 16, "block": block},
+                {"depth": 2, "dim": 32, "block": block, "downsample": {"type": "conv"}},
+            ],
+        }
+    )
+
+
+@pytest.mark.parametrize("name", list(RELEASE_PARAMS))
+def test_preset_params_reproduce(name: str) -> None:
+    with torch.device("meta"):
+        params = count_params(archbench.build(get(name)))
+    assert params == RELEASE_PARAMS[name]
+    assert tolerance(published(name).params_m, "params").accepts(params / 1e6)
+    assert published(name).gmacs is None
+
+
+@pytest.mark.parametrize("name", ["refiner_vit_s", "refiner_vit_l"])
+def test_preset_macs_fully_counted(name: str) -> None:
+    macs = count_macs(archbench.build(get(name)), 224)
+    assert macs.uncounted_ops == {}
+    # Attention (q kᵀ, A v) and the refiner's convolutions over the (N+1)² maps are all in the count.
+    assert macs.total == {"refiner_vit_s": 6_819_257_248, "refiner_vit_l": 19_283_809_536}[name]
+
+
+@pytest.mark.parametrize("arch", [isotropic(share=True), isotropic(share=False), pyramid(share=True)], ids=["iso-shared", "iso-own", "pyramid"])
+def test_matmul_macs_match_independent_count(arch: ArchSpec) -> None:
+    macs = count_macs(archbench.build(arch), 64)
+    assert macs.uncounted_ops == {}
+    assert macs.matmul_macs == count_macs_meta(lambda: archbench.build(arch), 64)
+
+
+@pytest.mark.parametrize("img_size", [64, 96])
+@pytest.mark.parametrize("make", [isotropic, pyramid], ids=["isotropic", "pyramid"])
+def test_shapes_and_backward(make: Any, img_size: int) -> None:
+    torch.manual_seed(0)
+    model = archbench.build(make())
+    out = model(torch.randn(2, 3, img_size, img_size))
+    assert out.shape == (2, 10)
+    out.square().mean().backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+def test_preset_runs_at_another_resolution() -> None:
+    model = archbench.build(get("refiner_vit_s"), num_classes=10).eval()
+    with torch.no_grad():
+        assert model(torch.randn(1, 3, 160, 160)).shape == (1, 10)
+
+
+def test_released_alternation() -> None:
+    blocks = archbench.build(isotropic(share=True)).blocks
+    for i, block in enumerate(blocks):
+        attn = block.attn
+        if i % 2:  # shared: no queries or keys, a V-only Linear(D, D), refines the previous map
+            assert not hasattr(attn, "qkv") and attn.v.weight.shape == (48, 48) and hasattr(attn, "refiner")
+        else:  # computes its own map, left unrefined (apply_transform False in the release)
+            assert attn.qkv.weight.shape == (144, 48) and not hasattr(attn, "refiner")
+    own = archbench.build(isotropic(share=False)).blocks
+    assert all(hasattr(b.attn, "qkv") and hasattr(b.attn, "refiner") for b in own)
+
+
+def test_shared_block_uses_the_previous_map() -> None:
+    torch.manual_seed(0)
+    first, shared = archbench.build(isotropic(share=True)).eval().blocks[:2]
+    x = torch.randn(2, 17, 48)  # a 4×4 grid plus the class token
+    with torch.no_grad():
+        tokens = TokenState(hw=(4, 4), num_prefix_tokens=1)
+        first(x, tokens)
+        attn = tokens.attn
+        assert attn.shape == (2, 4, 17, 17)
+        out = shared(x, tokens)
+        assert tokens.attn is attn  # the shared block hands the incoming map on unchanged
+        assert torch.equal(shared(x, TokenState(hw=(4, 4), num_prefix_tokens=1, attn=attn)), out)
+        # A different previous map (from different Q/K weights) gives a different output.
+        first.attn.qkv.weight.mul_(3.0)
+        changed = TokenState(hw=(4, 4), num_prefix_tokens=1)
+        first(x, changed)
+        assert not torch.allclose(shared(x, changed), out)
+        with pytest.raises(RuntimeError, match="previous block's attention map"):
+            shared(x, TokenState(hw=(4, 4), num_prefix_tokens=1))
+
+
+def test_chain_starts_fresh_in_each_stage() -> None:
+    torch.manual_seed(0)
+    blocks = archbench.build(isotropic(share=True)).eval().blocks
+    x = torch.randn(1, 17, 48)
+    stale = torch.rand(1, 4, 17, 17)
+    with torch.no_grad():
+        # The stage's first block ignores any incoming map; the third adds scale × the first's map.
+        assert torch.equal(blocks[0](x, TokenState(hw=(4, 4), attn=stale)), blocks[0](x, TokenState(hw=(4, 4))))
+        assert not torch.allclose(blocks[2](x, TokenState(hw=(4, 4), attn=stale)), blocks[2](x, TokenState(hw=(4, 4))))
+
+
+def test_pyramid_stage_is_one_module() -> None:
+    model = archbench.build(pyramid())
+    first, second = (stage.blocks for stage in model.stages)
+    assert isinstance(first[0], RefinerStage) and len(first[0].blocks) == 3
+    assert all(isinstance(b, nn.Identity) for b in list(first)[1:])
+    assert [hasattr(b.attn, "qkv") for b in first[0].blocks] == [True, False, True]
+    assert isinstance(second[0], RefinerStage) and len(second[0].blocks) == 2
+
+
+def test_release_scales() -> None:
+    block = archbench.build(isotropic()).blocks[0]
+    assert isinstance(block, RefinerBlock)
+    assert block.residual_scale == 0.5
+    assert torch.all(block.mlp_scale == 1e-5)
+
+
+def test_conv_stem() -> None:
+    stem = archbench.build(isotropic()).stem
+    assert stem.stride == 16
+    assert stem(torch.randn(1, 3, 64, 96)).shape == (1, 48, 4, 6)
+    assert count_params(stem) == 3 * 32 * 49 + 32 * 64 * 9 + 64 * 128 * 9 + 2 * (32 + 64 + 128) + 128 * 48 * 64 + 48
