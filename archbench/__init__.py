@@ -11,8 +11,8 @@ __version__ = "0.1.0"
 
 # Resolved on first use, so `archbench --help` and `import archbench.cli` do not pay for torch.
 _LAZY = {
-    "build": "archbench.build",
-    "load_arch": "archbench.build",
+    "build": "archbench.builder",
+    "load_arch": "archbench.builder",
     "ArchSpec": "archbench.spec",
     "InputSpec": "archbench.spec",
     "LayerSpec": "archbench.spec",
@@ -22,7 +22,7 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:
-    from archbench.build import build, load_arch
+    from archbench.builder import build, load_arch
     from archbench.registry import SpecError
     from archbench.spec import ArchSpec, InputSpec, LayerSpec, StageSpec, TokenSpec
 

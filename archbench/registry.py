@@ -93,6 +93,9 @@ class BlockContext:
     drop_path: float
     resolution: tuple[int, int]
     num_prefix_tokens: int = 0
+    # One dict per stage, handed to every block of that stage: modules the paper shares across a
+    # stage's blocks (CMT's relative bias) are created by the first block and found by the rest.
+    stage_shared: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Callable
 
+import torch
+import torch.nn.functional as F
 from timm.layers import LayerNorm2d
 from torch import nn
 
@@ -47,3 +49,12 @@ def divisible_by_heads(params: dict, dim: int) -> str | None:
     if dim % heads:
         return f"dim {dim} is not divisible by heads {heads}"
     return None
+
+
+def pad_to_kernel(x: torch.Tensor, kernel: int) -> torch.Tensor:
+    """Zero-pad an NCHW map at the bottom/right to at least ``kernel`` × ``kernel``, so a strided
+    reduction (PVT/CMT keys and values) still yields one token on maps smaller than its kernel."""
+    h, w = x.shape[-2:]
+    if h >= kernel and w >= kernel:
+        return x
+    return F.pad(x, (0, max(kernel - w, 0), 0, max(kernel - h, 0)))

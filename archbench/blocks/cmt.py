@@ -3,14 +3,12 @@
 """
 from __future__ import annotations
 
-import threading
-
 import torch
 import torch.nn.functional as F
 from timm.layers import DropPath
 from torch import nn
 
-from archbench.blocks._common import ACTS, act_layer, divisible_by_heads
+from archbench.blocks._common import ACTS, act_layer, divisible_by_heads, pad_to_kernel
 from archbench.registry import BlockContext, Param, register
 
 
@@ -70,7 +68,7 @@ class LightweightAttention(nn.Module):
         q = self.q(x).reshape(B, N, self.heads, self.head_dim).transpose(1, 2)  # (B, h, N, d)
         source, kv_hw = x, hw
         if self.sr_ratio > 1:
-            reduced = self.sr(x.transpose(1, 2).reshape(B, C, *hw))  # (B, C, H/sr, W/sr)
+            reduced = self.sr(pad_to_kernel(x.transpose(1, 2).reshape(B, C, *hw), self.sr_ratio))  # (B, C, H/sr, W/sr)
             kv_hw = (reduced.shape[2], reduced.shape[3])
             source = reduced.flatten(2).transpose(1, 2)  # (B, M, C)
         k = self.k(source).reshape(B, -1, self.heads, self.head_dim).transpose(1, 2)  # (B, h, M, d)
@@ -130,22 +128,15 @@ class CMTBlock(nn.Module):
         return t.transpose(1, 2).reshape(B, C, H, W)
 
 
-# The release keeps ONE relative bias per stage, shared by all of that stage's blocks (that is what
-# its 25.1M for CMT-S counts). Block factories are called one stage at a time, in order, so the first
-# block of a stage creates the bias and hands it to the next ones through this per-thread slot; the
-# last block clears it so no module outlives its build.
-_stage_bias = threading.local()
-
-
 def _relative_bias(ctx: BlockContext, heads: int, sr_ratio: int, shared: bool) -> RelativePositionBias:
+    """The release keeps ONE relative bias per stage, shared by all of that stage's blocks (its
+    parameter counts include it once): the stage's first block creates it in ``ctx.stage_shared``."""
     if not shared:
         return RelativePositionBias(heads, ctx.resolution, sr_ratio)
-    key = (ctx.stage_index, ctx.dim, heads, sr_ratio, ctx.resolution)
-    held = getattr(_stage_bias, "held", None)
-    if ctx.block_index == 0 or held is None or held[0] != key:
-        held = (key, RelativePositionBias(heads, ctx.resolution, sr_ratio))
-    _stage_bias.held = None if ctx.block_index >= ctx.stage_depth - 1 else held
-    return held[1]
+    key = f"cmt.relative_bias:{heads}:{sr_ratio}"
+    if key not in ctx.stage_shared:
+        ctx.stage_shared[key] = RelativePositionBias(heads, ctx.resolution, sr_ratio)
+    return ctx.stage_shared[key]
 
 
 @register(

@@ -11,7 +11,7 @@ from timm.layers import DropPath, Mlp
 from timm.models.vision_transformer import Block as TimmViTBlock
 from torch import nn
 
-from archbench.blocks._common import divisible_by_heads
+from archbench.blocks._common import divisible_by_heads, pad_to_kernel
 from archbench.registry import BlockContext, Param, TokenState, register
 
 
@@ -43,7 +43,7 @@ class SpatialReductionAttention(nn.Module):
         q = self.q(x).reshape(B, N, self.heads, self.head_dim).transpose(1, 2)  # (B, h, N, d)
         source = x
         if self.sr_ratio > 1:
-            grid = x.transpose(1, 2).reshape(B, C, *hw)
+            grid = pad_to_kernel(x.transpose(1, 2).reshape(B, C, *hw), self.sr_ratio)
             source = self.norm(self.sr(grid).flatten(2).transpose(1, 2))  # (B, N / sr², C)
         k, v = self.kv(source).reshape(B, -1, 2, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
         out = F.scaled_dot_product_attention(q, k, v)  # (B, h, N, d)

@@ -54,6 +54,10 @@ def run(args: argparse.Namespace) -> int:
     if args.plot and Path(args.plot).suffix.lower() != ".png":
         raise UsageError(f"--plot: {args.plot}: expected a .png file name")
     zoo = args.with_zoo
+    if isinstance(zoo, str) and Path(zoo).is_dir():
+        # `--with-zoo runs/x`: argparse gave the run folder to the optional value; it is a run.
+        args.run_dirs = [zoo, *args.run_dirs]
+        zoo = True
     if isinstance(zoo, str):
         zoo = [name.strip() for name in zoo.split(",") if name.strip()]
         if not zoo:
@@ -66,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
         report = make_report(
             args.run_dirs or None, objectives=args.objectives, by=args.by, hv_bounds=args.hv_bounds, zoo=zoo, progress=warn
         )
-    except (KeyError, ValueError) as err:
+    except KeyError as err:  # a zoo lookup: its message is the one line to show
         raise UsageError(str(err).strip("'\"")) from None
     for line in report.warnings:
         warn(f"warning: {line}")

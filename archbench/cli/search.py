@@ -90,15 +90,17 @@ def run(args: argparse.Namespace) -> int:
         live=not args.no_live,
     )
     counts = ", ".join(f"{k} {v}" for k, v in sorted(outcome.counts.items())) or "no trials"
-    out.print(f"\n[bold]{outcome.run_dir}[/]: {counts} in {outcome.elapsed_s:.0f}s")
+    out.print(f"\n[bold]{outcome.run_dir}[/]: {counts} in {outcome.elapsed_s:.0f}s", soft_wrap=True)
     print_leaderboard([outcome.run_dir], top=args.top, console=out)
+    # soft_wrap: paths and commands stay on one line, whole, for copying (rich wraps at 80 off a terminal)
     out.print(
         f"written: {outcome.run_dir}/trials/ (Parquet, one part a trial), manifest.json, space.yaml, "
-        f"optuna.db, ray.log"
+        f"optuna.db, ray.log",
+        soft_wrap=True,
     )
     if outcome.interrupted:
-        out.print(f"interrupted: continue with  archbench search --resume --run-dir {outcome.run_dir}")
+        out.print(f"interrupted: continue with  archbench search --resume --run-dir {outcome.run_dir}", soft_wrap=True)
         return 130
     if outcome.stopped_by_budget:
-        out.print("time budget reached: no new trials were started after it")
+        out.print("time budget reached: no new trials were started after it", soft_wrap=True)
     return 0

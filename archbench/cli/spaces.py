@@ -40,14 +40,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     show.add_argument("--unconstrained", action="store_true", help="ignore the space's constraints when sampling")
     show.add_argument("--json", action="store_true", help="print JSON on stdout and nothing else")
     show.set_defaults(run=run_show)
-    space.set_defaults(run=_space_usage(space))
+    space.set_defaults(run=_space_usage)
 
 
-def _space_usage(parser: argparse.ArgumentParser) -> Any:
-    def run(args: argparse.Namespace) -> int:
-        raise UsageError("space: say what to do, e.g. `archbench space show hybrid_vit` (see `archbench space --help`)")
-
-    return run
+def _space_usage(args: argparse.Namespace) -> int:
+    raise UsageError("space: say what to do, e.g. `archbench space show hybrid_vit` (see `archbench space --help`)")
 
 
 def _positive_int(text: str) -> int:

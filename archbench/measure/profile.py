@@ -55,7 +55,7 @@ class Profile:
 
 def resolve_model(target: ArchSpec | nn.Module | str, *, img_size: int | None = None) -> tuple[str, nn.Module, int, str | None]:
     """(name, model, img_size, arch hash) for any accepted target; bad names raise SpecError."""
-    from archbench.build import build, load_arch
+    from archbench.builder import build, load_arch
 
     if isinstance(target, nn.Module):
         return type(target).__name__, target, img_size or 224, None

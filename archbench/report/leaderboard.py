@@ -50,7 +50,7 @@ def rank(frame: pd.DataFrame, objectives: Sequence[Objective]) -> pd.DataFrame:
     for column in columns:
         if column not in frame:
             frame[column] = np.nan
-    values = frame[columns].astype(float).to_numpy()
+    values = frame[columns].to_numpy(dtype=float, copy=True)  # written below; pandas may hand out read-only views
     eligible = (frame["status"] == "ok").to_numpy()
     values[~eligible] = np.nan
     directions = [o.direction for o in objectives]

@@ -4,9 +4,10 @@ run/sampler/space its own colour with its front as a step line, zoo anchors labe
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 from itertools import combinations
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, Sequence
 
 import numpy as np
 
@@ -65,25 +66,31 @@ def make_figure(report: Report) -> Figure:
     cols = min(len(pairs), 3)
     rows = (len(pairs) + cols - 1) // cols
     with matplotlib.rc_context(_STYLE):
-        fig = Figure(figsize=(5.0 * cols, 3.9 * rows))
+        # Zoo names stand on top of the accuracy panels: give them their own margin.
+        fig = Figure(figsize=(5.0 * cols, (3.9 + (1.1 if report.anchors else 0.0)) * rows))
         FigureCanvasAgg(fig)
         axes = fig.subplots(rows, cols, squeeze=False)
         colours = matplotlib.colormaps["tab10"]
+        labels: dict[Axes, list[_Label]] = {}
         for ax, (x, y) in zip(axes.flat, pairs):
+            labels[ax] = []
             for g, group in enumerate(report.groups):
-                _draw_group(ax, report, group.key, x, y, colours(g % 10), _legend_label(group))
-            _draw_anchors(ax, report, x, y)
+                labels[ax] += _draw_group(ax, report, group.key, x, y, colours(g % 10), _legend_label(group))
+            labels[ax] += _draw_anchors(ax, report, x, y)
             ax.set_xlabel(axis_label(report, x))
             ax.set_ylabel(axis_label(report, y))
             ax.grid(True, color="0.9", linewidth=0.6)
             ax.set_axisbelow(True)
         for ax in list(axes.flat)[len(pairs):]:
             ax.set_visible(False)
-        if report.groups:
+        if axes.flat[0].get_legend_handles_labels()[0]:
             axes.flat[0].legend(loc="best", frameon=True, framealpha=0.85, edgecolor="0.85", title=f"front per {report.by} (hypervolume)",
                                 title_fontsize=7.5)
         fig.suptitle(_title(report), x=0.01, ha="left", fontsize=9.5)
         fig.tight_layout()
+        renderer = fig.canvas.get_renderer()
+        for ax, requests in labels.items():
+            _place_labels(ax, requests, renderer)
     return fig
 
 
@@ -102,14 +109,14 @@ def png_bytes(report: Report, *, dpi: int = 110) -> bytes:
     return buffer.getvalue()
 
 
-def _draw_group(ax: Axes, report: Report, key: str, x: str, y: str, colour: object, label: str) -> None:
+def _draw_group(ax: Axes, report: Report, key: str, x: str, y: str, colour: object, label: str) -> list[_Label]:
     """The group's ok trials; outlined: its front over all objectives; step line: the boundary of
     the region its trials attain in this panel's two objectives (for a pair of objectives only)."""
     frame = report.table
     members = frame[(frame[report.by].fillna("unknown").astype(str) == key) & (frame["status"] == "ok")]
     members = members.dropna(subset=[_COLUMN[x], _COLUMN[y]])
     if members.empty:
-        return
+        return []
     points = members[[_COLUMN[x], _COLUMN[y]]].astype(float).to_numpy() * np.array([_SCALE[x], _SCALE[y]])
     objectives = [o.metric for o in report.objectives]
     all_values = members.reindex(columns=objectives).astype(float).to_numpy()
@@ -121,61 +128,120 @@ def _draw_group(ax: Axes, report: Report, key: str, x: str, y: str, colour: obje
         directions = [_direction(report, x), _direction(report, y)]
         boundary = np.unique(points[pareto_ranks(points, directions) == 0], axis=0)
         boundary = boundary[np.argsort(boundary[:, 0], kind="stable")]
+        xs, ys = boundary[:, 0], boundary[:, 1]
+        where = "post" if directions[0] == "min" else "pre"
+        reference = _reference(report, x, y)
+        if reference is not None:
+            # Close the region at the hypervolume's reference point: the shaded area is what the
+            # run's hypervolume measures (in this panel's two objectives).
+            rx, ry = reference
+            if where == "post":
+                xs, ys = np.r_[xs[0], xs, rx], np.r_[ry, ys, ys[-1]]
+            else:
+                xs, ys = np.r_[rx, xs, xs[-1]], np.r_[ys[0], ys, ry]
+            ax.fill_between(xs, ys, ry, step=where, color=colour, alpha=0.07, linewidth=0)
         # Each point covers everything worse in both objectives; the step traces the union.
-        ax.step(boundary[:, 0], boundary[:, 1], where="post" if directions[0] == "min" else "pre", color=colour, linewidth=1.4, alpha=0.9)
-    if on_front.sum() <= _MAX_LABELLED:
-        # Trial ids on the front tie the plot to the leaderboard rows.
-        for (px, py), trial in zip(points[on_front], members["trial_id"].astype(str)[on_front]):
-            ax.annotate(trial, (px, py), xytext=(4, -9), textcoords="offset points", fontsize=6.5, color=colour)
+        ax.step(xs, ys, where=where, color=colour, linewidth=1.4, alpha=0.9)
+    if on_front.sum() > _MAX_LABELLED:
+        return []
+    # Trial ids on the front tie the plot to the leaderboard rows.
+    return [_Label(px, py, trial, colour, 6.5) for (px, py), trial in zip(points[on_front], members["trial_id"].astype(str)[on_front])]
 
 
-def _draw_anchors(ax: Axes, report: Report, x: str, y: str) -> None:
+def _draw_anchors(ax: Axes, report: Report, x: str, y: str) -> list[_Label]:
     if not report.anchors:
-        return
+        return []
     values = {
         a.name: {"macs": a.macs * _SCALE["macs"], "params": a.params * _SCALE["params"], "latency_ms": a.latency_ms_median}
         for a in report.anchors
     }
-    if "val_acc" in (x, y):
-        # No proxy accuracy for a zoo model: a reference line at its cost, labelled at the top.
-        cost = y if x == "val_acc" else x
-        placed = sorted((v[cost], name) for name, v in values.items() if v.get(cost) is not None)
-        lo, hi = _span(ax, report, cost, [p for p, _ in placed], vertical=cost == x)
-        last_at_top = -np.inf
-        for position, name in placed:
-            line = ax.axvline if cost == x else ax.axhline
-            line(position, color=_ANCHOR_COLOUR, linestyle=(0, (3, 3)), linewidth=0.7, zorder=1)
-            # Labels closer than ~3% of the axis would overprint: the next one goes to the other end.
-            at_top = (position - last_at_top) / (hi - lo or 1.0) > 0.03
-            if at_top:
-                last_at_top = position
-            if cost == x:
-                ax.text(position, 0.99 if at_top else 0.01, f"{name} ", transform=ax.get_xaxis_transform(), rotation=90,
-                        va="top" if at_top else "bottom", ha="right", fontsize=7, color=_ANCHOR_COLOUR)
-            else:
-                ax.text(0.99 if at_top else 0.01, position, name, transform=ax.get_yaxis_transform(), va="bottom",
-                        ha="right" if at_top else "left", fontsize=7, color=_ANCHOR_COLOUR)
-        return
-    points = sorted((v[x], v[y], name) for name, v in values.items() if v.get(x) is not None and v.get(y) is not None)
-    xlo, xhi = _span(ax, report, x, [p[0] for p in points], vertical=True)
-    ylo, yhi = _span(ax, report, y, [p[1] for p in points], vertical=False)
-    previous: tuple[float, float] | None = None
-    flip = False
-    for px, py, name in points:
-        ax.scatter([px], [py], marker="D", s=26, color="white", edgecolors=_ANCHOR_COLOUR, linewidths=1.0, zorder=4)
-        # A neighbour within ~6% of both axes: alternate the label to the other side to keep both legible.
-        close = previous is not None and abs(px - previous[0]) / (xhi - xlo or 1) < 0.06 and abs(py - previous[1]) / (yhi - ylo or 1) < 0.06
-        flip = not flip if close else False
-        offset, ha = ((-5, -10), "right") if flip else ((5, 3), "left")
-        ax.annotate(name, (px, py), xytext=offset, textcoords="offset points", fontsize=7, color=_ANCHOR_COLOUR, ha=ha)
-        previous = (px, py)
+    if "val_acc" not in (x, y):
+        points = [(v[x], v[y], name) for name, v in values.items() if v.get(x) is not None and v.get(y) is not None]
+        for px, py, _ in points:
+            ax.scatter([px], [py], marker="D", s=26, color="white", edgecolors=_ANCHOR_COLOUR, linewidths=1.0, zorder=4)
+        return [_Label(px, py, name, _ANCHOR_COLOUR, 7.0) for px, py, name in points]
+    # No proxy accuracy for a zoo model: a reference line at its cost, named on a secondary axis
+    # outside the panel (names of lines closer than ~3% of the axis are joined into one label).
+    cost = y if x == "val_acc" else x
+    placed = sorted((v[cost], name) for name, v in values.items() if v.get(cost) is not None)
+    lo, hi = _span(report, cost, [p for p, _ in placed])
+    clusters: list[list[tuple[float, str]]] = []
+    for position, name in placed:
+        line = ax.axvline if cost == x else ax.axhline
+        line(position, color=_ANCHOR_COLOUR, linestyle=(0, (3, 3)), linewidth=0.7, zorder=1)
+        if clusters and (position - clusters[-1][-1][0]) / (hi - lo or 1.0) < 0.03:
+            clusters[-1].append((position, name))
+        else:
+            clusters.append([(position, name)])
+    ticks = [float(np.mean([p for p, _ in c])) for c in clusters]
+    names = [" / ".join(n for _, n in c) for c in clusters]
+    secondary = ax.secondary_xaxis("top") if cost == x else ax.secondary_yaxis("right")
+    if cost == x:
+        secondary.set_xticks(ticks, labels=names, rotation=90, fontsize=7, color=_ANCHOR_COLOUR)
+    else:
+        secondary.set_yticks(ticks, labels=names, fontsize=7, color=_ANCHOR_COLOUR)
+    secondary.tick_params(length=2, color=_ANCHOR_COLOUR)
+    secondary.spines[:].set_visible(False)
+    return []
 
 
-def _span(ax: Axes, report: Report, metric: str, anchors: list[float], *, vertical: bool) -> tuple[float, float]:
+@dataclass(frozen=True)
+class _Label:
+    x: float
+    y: float
+    text: str
+    colour: object
+    size: float
+
+
+# Offsets (points) tried in turn for a point label: right-up, right-down, left-up, left-down, above,
+# below; then the same a little further out, for crowded corners.
+_RING = ((4, 2, "left", "bottom"), (4, -2, "left", "top"), (-4, 2, "right", "bottom"),
+         (-4, -2, "right", "top"), (0, 5, "center", "bottom"), (0, -5, "center", "top"))
+_CANDIDATES = _RING + tuple((dx * 2.5, dy * 3.5, ha, va) for dx, dy, ha, va in _RING)
+
+
+def _place_labels(ax: Axes, labels: Sequence[_Label], renderer: object) -> None:
+    """Write each label at the first offset where it overlaps no earlier label, no marker and stays
+    inside the panel (measured on the rendered text), else at the first offset."""
+    from matplotlib.transforms import Bbox
+
+    ax.get_xlim(), ax.get_ylim()  # settle pending autoscaling before mapping data to pixels
+    box = ax.get_window_extent(renderer)
+    marker = 3.5 * ax.figure.dpi / 72  # half a marker, in pixels
+    taken = [text.get_window_extent(renderer) for text in ax.texts]  # e.g. the zoo reference-line labels
+    for label in labels:
+        cx, cy = ax.transData.transform((label.x, label.y))
+        taken.append(Bbox([[cx - marker, cy - marker], [cx + marker, cy + marker]]))
+    for label in labels:
+        for i, (dx, dy, ha, va) in enumerate(_CANDIDATES):
+            text = ax.annotate(label.text, (label.x, label.y), xytext=(dx, dy), textcoords="offset points", ha=ha, va=va,
+                               fontsize=label.size, color=label.colour)
+            extent = text.get_window_extent(renderer).padded(1.5)  # a hair of air between labels
+            inside = box.x0 <= extent.x0 and extent.x1 <= box.x1 and box.y0 <= extent.y0 and extent.y1 <= box.y1
+            if inside and not any(extent.overlaps(other) for other in taken):
+                taken.append(extent)
+                break
+            text.remove()
+        else:
+            dx, dy, ha, va = _CANDIDATES[0]
+            ax.annotate(label.text, (label.x, label.y), xytext=(dx, dy), textcoords="offset points", ha=ha, va=va,
+                        fontsize=label.size, color=label.colour)
+
+
+def _span(report: Report, metric: str, anchors: list[float]) -> tuple[float, float]:
     """The data range the axis will show (trials and anchors), before matplotlib sets its limits."""
     values = report.table.loc[report.table["status"] == "ok", _COLUMN[metric]].dropna().astype(float) * _SCALE[metric]
     everything = [*values.tolist(), *anchors]
     return (min(everything), max(everything)) if everything else (0.0, 1.0)
+
+
+def _reference(report: Report, x: str, y: str) -> tuple[float, float] | None:
+    """The hypervolume box's reference point in this panel's display units, if both axes are in it."""
+    box = report.box
+    if box is None or x not in box.names or y not in box.names:
+        return None
+    return box.reference[box.names.index(x)] * _SCALE[x], box.reference[box.names.index(y)] * _SCALE[y]
 
 
 def _direction(report: Report, metric: str) -> str:

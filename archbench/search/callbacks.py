@@ -29,7 +29,7 @@ _DIRECT = (
     "latency_threads", "latency_dtype", "val_acc", "val_loss", "best_val_acc", "val_acc_history",
     "epochs_run", "train_seconds", "images_per_second", "train_peak_memory_mb", "train_device", "proxy_params",
 )
-_EXTRA = ("train_loss", "uncounted_ops", "traceback", "trial_number")
+_EXTRA = ("train_loss", "uncounted_ops", "traceback", "trial_number", "lease_windows")
 
 
 def trial_id_of(number: int) -> str:
@@ -87,7 +87,7 @@ class PartWriter(Callback):
         unfinished = list(self.live.values())
         for trial in unfinished:
             result = dict(trial.last_result or {})
-            result.setdefault("error", "interrupted before the trial finished")
+            result["error"] = result.get("error") or "interrupted before the trial finished"
             self._write(trial, result, "interrupted")
         return len(unfinished)
 
@@ -116,7 +116,8 @@ class PartWriter(Callback):
         for key in _DIRECT:
             if key in result and result[key] is not None:
                 fields[key] = _finite(result[key])
-        if status in ("rejected",):
+        if status == "rejected" or (status in ("failed", "interrupted") and not result.get("epochs_run")):
+            # The 0.0 Optuna needed as a number is no accuracy: no epoch ever ran.
             fields.pop("val_acc", None)
             fields.pop("val_loss", None)
         extra = {k: result[k] for k in _EXTRA if k in result}

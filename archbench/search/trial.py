@@ -5,12 +5,14 @@ Parquet part from the last one whatever way the trial ends (finished, pruned, fa
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 import traceback
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 
+import ray
 from ray import tune
 
 from archbench.search import lease as leases
@@ -59,6 +61,55 @@ def _objective_placeholders(record: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
+class DeviceHold:
+    """This trial's hold on its node's DeviceLease, with the wall-clock windows it held it.
+
+    Each window is taken inside the held span (after acquiring, before releasing), so windows of
+    different trials overlap only if the lease failed to exclude; they land in the record
+    (``extra_json.lease_windows``) as evidence. Without a lease every method is a no-op.
+    """
+
+    def __init__(self, lease: Any, holder: str, record: dict[str, Any]) -> None:
+        self.lease = lease
+        self.holder = holder
+        self.windows: list[list[Any]] = record.setdefault("lease_windows", []) if lease is not None else []
+        self._since: float | None = None
+
+    def begin_shared(self) -> None:
+        if self.lease is not None:
+            leases.acquire_shared(self.lease, self.holder)
+            self._since = time.time()
+
+    def end_shared(self) -> None:
+        if self.lease is not None and self._since is not None:
+            self.windows.append(["shared", self._since, time.time()])
+            self._since = None
+            leases.release(self.lease, self.holder)
+
+    @contextlib.contextmanager
+    def shared(self) -> Iterator[None]:
+        """Load the device alongside other trials; a latency measurement waits meanwhile."""
+        self.begin_shared()
+        try:
+            yield
+        finally:
+            self.end_shared()
+
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold the device alone: running epochs end first, new ones wait."""
+        if self.lease is None:
+            yield
+            return
+        ray.get(self.lease.acquire_exclusive.remote(self.holder))
+        since = time.time()
+        try:
+            yield
+        finally:
+            self.windows.append(["exclusive", since, time.time()])
+            ray.get(self.lease.release.remote(self.holder))
+
+
 def run_trial(config: dict[str, Any], *, data: Dataset | None, plan: TrialPlan) -> None:
     """The Ray Tune function trainable (wrapped with ``tune.with_parameters``)."""
     from archbench.spec import ArchSpec
@@ -75,11 +126,10 @@ def run_trial(config: dict[str, Any], *, data: Dataset | None, plan: TrialPlan) 
         tune.report(_objective_placeholders(record))
         return
     arch = ArchSpec.from_dict(config["arch"])
-    lease = leases.lease_for_this_node(plan.run_id)
-    holder = lease_holder(plan.run_id, config["trial_number"])
+    hold = DeviceHold(leases.lease_for_this_node(plan.run_id), lease_holder(plan.run_id, config["trial_number"]), record)
     try:
         # Building and tracing the full-size model is heavy CPU work: no latency is timed meanwhile.
-        with leases.shared(lease, holder):
+        with hold.shared():
             record.update(_cheap_objectives(arch))
     except Exception as err:
         _fail(record, err)
@@ -92,7 +142,7 @@ def run_trial(config: dict[str, Any], *, data: Dataset | None, plan: TrialPlan) 
         return
     try:
         if plan.measure_latency:
-            record.update(_latency(arch, plan, lease, config["trial_number"]))
+            record.update(_latency(arch, plan, hold))
             if plan.max_latency_ms is not None and record["latency_ms_median"] > plan.max_latency_ms:
                 record.update(
                     status="rejected",
@@ -102,7 +152,7 @@ def run_trial(config: dict[str, Any], *, data: Dataset | None, plan: TrialPlan) 
                 tune.report(_objective_placeholders(record))
                 return
         if plan.needs_training:
-            _train(arch, data, plan, config, record, lease)
+            _train(arch, data, plan, config, record, hold)
         record.update(status="ok", finished_at=time.time())
         tune.report(_objective_placeholders(record))
     except Exception as err:  # any failure of one architecture is data, not a crash of the search
@@ -122,7 +172,7 @@ def _fail(record: dict[str, Any], err: Exception) -> None:
 
 def _cheap_objectives(arch: Any) -> dict[str, Any]:
     """Params and audited MACs of the full-size architecture at the space's target resolution."""
-    from archbench.build import build
+    from archbench.builder import build
     from archbench.measure import count_macs, count_params
 
     model = build(arch)
@@ -134,13 +184,13 @@ def lease_holder(run_id: str, trial_number: int) -> str:
     return f"{run_id}:{trial_number}"
 
 
-def _latency(arch: Any, plan: TrialPlan, lease: Any, number: int) -> dict[str, Any]:
-    from archbench.build import build
+def _latency(arch: Any, plan: TrialPlan, hold: DeviceHold) -> dict[str, Any]:
+    from archbench.builder import build
     from archbench.measure import measure_latency
 
     model = build(arch, img_size=plan.target_img_size, num_classes=plan.target_num_classes)
     threads = plan.latency_threads or plan.cpus_per_trial
-    with leases.exclusive(lease, lease_holder(plan.run_id, number)):
+    with hold.exclusive():
         lat = measure_latency(model, plan.target_img_size, batch_size=plan.latency_batch_size, device=plan.device, threads=threads, max_seconds=10.0)
     return {
         "latency_ms_median": lat.median,
@@ -152,7 +202,7 @@ def _latency(arch: Any, plan: TrialPlan, lease: Any, number: int) -> dict[str, A
     }
 
 
-def _train(arch: Any, data: Dataset | None, plan: TrialPlan, config: dict[str, Any], record: dict[str, Any], lease: Any) -> None:
+def _train(arch: Any, data: Dataset | None, plan: TrialPlan, config: dict[str, Any], record: dict[str, Any], hold: DeviceHold) -> None:
     from archbench.train import scale_arch, train_proxy
 
     assert data is not None
@@ -183,13 +233,11 @@ def _train(arch: Any, data: Dataset | None, plan: TrialPlan, config: dict[str, A
             # scheduler stopping the trial at max_t must not see it as an unfinished (pruned) one.
             return
         # Give way between epochs to a latency measurement waiting for the device.
-        leases.release(lease, holder)
+        hold.end_shared()
         tune.report(dict(record))
-        leases.acquire_shared(lease, holder)
+        hold.begin_shared()
 
-    holder = lease_holder(plan.run_id, config["trial_number"])
-    leases.acquire_shared(lease, holder)
-    try:
+    with hold.shared():
         result = train_proxy(
             proxy,
             data,
@@ -206,8 +254,6 @@ def _train(arch: Any, data: Dataset | None, plan: TrialPlan, config: dict[str, A
             seed=seed,
             on_epoch=on_epoch,
         )
-    finally:
-        leases.release(lease, holder)
     record.update(
         proxy_params=result.params,
         val_acc=result.val_acc,

@@ -145,7 +145,7 @@ def estimate(arch: ArchSpec) -> Estimate:
     """
     import torch
 
-    from archbench.build import build
+    from archbench.builder import build
     from archbench.measure import count_macs, count_macs_meta, count_params
 
     try:
@@ -193,7 +193,7 @@ def _first_line(err: BaseException) -> str:
 
 def measure_latency_ms(arch: ArchSpec) -> float:
     """A quick CPU median latency (batch 1, one thread) for the max_latency_ms constraint."""
-    from archbench.build import build
+    from archbench.builder import build
     from archbench.measure import measure_latency
 
     model = build(arch).eval()

@@ -5,7 +5,6 @@ isotropic stages were left out, a derived value's operand) are found by a small 
 """
 from __future__ import annotations
 
-import itertools
 from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
 from archbench.registry import lookup

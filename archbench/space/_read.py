@@ -14,6 +14,7 @@ import yaml
 from archbench.registry import SpecError
 
 MAX_BYTES = 1 << 20  # a search space is a page of YAML, not a data set
+MAX_NODES = 100_000  # after aliases are expanded: refuses "billion laughs" files
 
 
 class _SpaceLoader(yaml.SafeLoader):
@@ -77,6 +78,8 @@ def parse_text(text: str, source: str) -> Any:
         data = yaml.load(text, Loader=_SpaceLoader)  # noqa: S506 - _SpaceLoader is a SafeLoader
     except yaml.constructor.ConstructorError as err:
         raise SpecError(source, _constructor_message(err)) from None
+    except RecursionError:
+        raise SpecError(source, "malformed YAML: nested too deeply") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         line = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
@@ -84,7 +87,23 @@ def parse_text(text: str, source: str) -> Any:
         raise SpecError(source, f"malformed YAML{line}: {problem}") from None
     if data is None:
         raise SpecError(source, "empty file (only comments): expected a search-space mapping")
+    if _count_nodes(data, MAX_NODES) > MAX_NODES:
+        raise SpecError(source, f"more than {MAX_NODES} values once YAML aliases are expanded: not a search space")
     return data
+
+
+def _count_nodes(data: Any, limit: int) -> int:
+    # Iterative and stopping at the limit, so an alias bomb costs at most `limit` steps.
+    count, stack = 0, [data]
+    while stack and count <= limit:
+        node = stack.pop()
+        count += 1
+        if isinstance(node, dict):
+            stack.extend(node.keys())
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return count
 
 
 def _constructor_message(err: yaml.constructor.ConstructorError) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Mapping
 
 from archbench.registry import Param, SpecError, lookup, names
@@ -97,6 +97,8 @@ class StageNode:
 
 @dataclass(frozen=True)
 class SpaceTree:
+    """A parsed space: every stage expanded, every layer checked against the registry."""
+
     name: str
     description: str
     layout: str
@@ -109,7 +111,6 @@ class SpaceTree:
     head: LayerChoice
     tokens: tuple[tuple[str, Value], ...] | None
     drop_path_rate: Value
-    notes: tuple[str, ...] = field(default=())
 
 
 # ---- parsing ---------------------------------------------------------------------------------
@@ -137,7 +138,7 @@ def parse_tree(data: Mapping[str, Any], default_name: str) -> SpaceTree:
     if layout == "isotropic":
         if "dim" not in data:
             raise SpecError("dim", "required in an isotropic space: the width every block of the trunk shares")
-        dim = _positive(parse_value(data["dim"], "dim"), "dim", minimum=1)
+        dim = _positive(parse_value(data["dim"], "dim"), "dim", minimum=1, maximum=MAX_DIM)
         scope.check(dim, set())
     elif "dim" in data:
         raise SpecError("dim", "a pyramid sets the width per stage (stages.*.dim), not at the top")
@@ -302,14 +303,14 @@ def _stage(
 
     builtins = {"stage"} | ({"prev_dim"} if number > 1 else set())
     raw_depth, depth_path = pick("depth")
-    depth = _positive(parse_value(raw_depth, depth_path), depth_path, minimum=0 if layout == "isotropic" else 1)
+    depth = _positive(parse_value(raw_depth, depth_path), depth_path, minimum=0 if layout == "isotropic" else 1, maximum=MAX_DEPTH)
     scope.check(depth, builtins)
     builtins.add("depth")
 
     dim = None
     if layout == "pyramid":
         raw_dim, dim_path = pick("dim")
-        dim = _positive(parse_value(raw_dim, dim_path), dim_path, minimum=1)
+        dim = _positive(parse_value(raw_dim, dim_path), dim_path, minimum=1, maximum=MAX_DIM)
         scope.check(dim, builtins)
     elif "dim" in entry or "dim" in default:
         where = f"{path}.dim" if "dim" in entry else "stages.default.dim"
@@ -345,11 +346,19 @@ def _stage(
     )
 
 
-def _positive(value: Value, path: str, *, minimum: int) -> Value:
+# Sanity limits: a typo such as depth 1000000 would otherwise build for hours before failing.
+MAX_DEPTH = 1024
+MAX_DIM = 65536
+
+
+def _positive(value: Value, path: str, *, minimum: int, maximum: int) -> Value:
     if isinstance(value, FloatRange):
         raise SpecError(path, "expected whole numbers: use {int: [low, high]} or {choice: [...]}")
-    if isinstance(value, IntRange) and value.lo < minimum:
-        raise SpecError(f"{path}.int", f"must be >= {minimum}, got {value.lo}" + (" (negative)" if value.lo < 0 else ""))
+    if isinstance(value, IntRange):
+        if value.lo < minimum:
+            raise SpecError(f"{path}.int", f"must be >= {minimum}, got {value.lo}" + (" (negative)" if value.lo < 0 else ""))
+        if value.hi > maximum:
+            raise SpecError(f"{path}.int", f"must be <= {maximum}, got {value.hi}")
     literals = [] if isinstance(value, IntRange) else (value.finite_values() or [])
     for v in literals:
         if isinstance(v, bool) or not isinstance(v, int):
@@ -357,6 +366,8 @@ def _positive(value: Value, path: str, *, minimum: int) -> Value:
         if v < minimum:
             extra = " (depth 0 leaves an isotropic stage out; a pyramid stage needs depth >= 1)" if v == 0 and minimum == 1 and "depth" in path else ""
             raise SpecError(path, f"must be >= {minimum}, got {v}{extra}")
+        if v > maximum:
+            raise SpecError(path, f"must be <= {maximum}, got {v}")
     if isinstance(value, Derived) and value.operand is not None:
         for v in value.operand.finite_values() or []:
             if not isinstance(v, (int, float)) or isinstance(v, bool):

@@ -402,7 +402,7 @@ def _evaluate(
 def _model(arch: ArchSpec | nn.Module, data: Dataset) -> nn.Module:
     if isinstance(arch, nn.Module):
         return arch
-    from archbench.build import build
+    from archbench.builder import build
 
     if arch.input.in_chans != data.in_chans:
         arch = replace(arch, input=replace(arch.input, in_chans=data.in_chans))

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-import archbench
 import archbench.space as spaces
+from archbench import zoo
 from archbench.registry import SpecError
-from archbench.space._values import Choice, Derived, FloatRange, IntRange, parse_value
+from archbench.space._values import Choice, Derived, IntRange, parse_value
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -255,26 +255,30 @@ def test_unknown_space_name_suggests_the_closest() -> None:
 def test_a_zoo_preset_is_a_space_of_size_one() -> None:
     space = spaces.load("swin_t")
     assert space.size_log10 == 0.0
-    assert space.sample(0) == archbench.zoo.get("swin_t")
-    assert space.sample(7, constrained=False).hash == archbench.zoo.get("swin_t").hash
+    assert space.sample(0) == zoo.get("swin_t")
+    assert space.sample(7, constrained=False).hash == zoo.get("swin_t").hash
     assert space.contains("swin_t") and not space.contains("swin_s")
 
 
 def test_an_architecture_file_is_a_space_of_size_one(tmp_path: Path) -> None:
-    path = archbench.zoo.get("deit_s").save(tmp_path / "deit.yaml")
+    path = zoo.get("deit_s").save(tmp_path / "deit.yaml")
     space = spaces.load(path)
     assert space.size_log10 == 0.0 and space.layout == "isotropic"
-    assert space.sample(3, constrained=False).hash == archbench.zoo.get("deit_s").hash
+    assert space.sample(3, constrained=False).hash == zoo.get("deit_s").hash
     # Its resolved text is a space file in its own right.
     again = spaces.load(write(tmp_path, space.source_text, "deit_space.yaml"))
-    assert again.sample(0, constrained=False).hash == archbench.zoo.get("deit_s").hash
+    assert again.sample(0, constrained=False).hash == zoo.get("deit_s").hash
 
 
-def test_the_first_example_in_the_docs_loads(tmp_path: Path) -> None:
+def test_the_complete_examples_in_the_docs_load(tmp_path: Path) -> None:
     text = (REPO / "docs" / "space-language.md").read_text()
-    first = re.findall(r"```yaml\n(.*?)```", text, flags=re.S)[0]
-    space = spaces.load(write(tmp_path, first, "first.yaml"))
-    assert space.name == "my_space"
-    arch = space.sample(0, constrained=False)
-    dims = [s.dim for s in arch.stages]
+    examples = [b for b in re.findall(r"```yaml\n(.*?)```", text, flags=re.S) if "layout:" in b and "stem:" in b]
+    assert len(examples) >= 2
+    for i, example in enumerate(examples):
+        space = spaces.load(write(tmp_path, example, f"example{i}.yaml"))
+        for seed in range(5):
+            assert space.contains(space.sample(seed, constrained=False))
+    first = spaces.load(tmp_path / "example0.yaml")
+    assert first.name == "my_space"
+    dims = [s.dim for s in first.sample(0, constrained=False).stages]
     assert dims[1:] == [2 * d for d in dims[:-1]]

@@ -179,6 +179,7 @@ def _build_pyramid(arch: ArchSpec, stem: nn.Module, stride: int, drop_rates: lis
             downsample = _adapt(down, carrying_regional, down_info)
             carrying_regional = carrying_regional and down_info.carries_regional
         blocks = []
+        shared: dict[str, Any] = {}
         for bi in range(stage.depth):
             ctx = BlockContext(
                 dim=stage.dim,
@@ -188,6 +189,7 @@ def _build_pyramid(arch: ArchSpec, stem: nn.Module, stride: int, drop_rates: lis
                 stage_depth=stage.depth,
                 drop_path=drop_rates[offset + bi],
                 resolution=(resolution, resolution),
+                stage_shared=shared,
             )
             block = block_info.factory(ctx, **stage.block.params)
             blocks.append(_adapt(block, carrying_regional, block_info))
@@ -216,6 +218,7 @@ def _build_isotropic(arch: ArchSpec, stem: nn.Module, stride: int, drop_rates: l
     index = 0
     for si, stage in enumerate(arch.stages):
         info = lookup("block", stage.block.type, f"stages[{si}].block.type")
+        shared: dict[str, Any] = {}
         for bi in range(stage.depth):
             has_cls = arch.tokens.cls_token and index >= cls_before
             ctx = BlockContext(
@@ -227,6 +230,7 @@ def _build_isotropic(arch: ArchSpec, stem: nn.Module, stride: int, drop_rates: l
                 drop_path=drop_rates[index],
                 resolution=(grid, grid),
                 num_prefix_tokens=1 if has_cls else 0,
+                stage_shared=shared,
             )
             blocks.append(info.factory(ctx, **stage.block.params))
             index += 1

@@ -1,0 +1,133 @@
+"""`archbench search` option checking: bad input is one line on stderr and exit status 2, before any
+run folder or Ray exists; objectives parse; a run folder in use is refused (no Ray needed here)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from archbench.cli import main
+from archbench.search.options import Objective, SearchOptions, parse_objectives
+from archbench.search.runner import RunDirLock
+from search_helpers import TINY_SPACE
+
+
+def search_cli(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(["search", *argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_usage_error(code: int, out: str, err: str, *needles: str) -> None:
+    assert code == 2
+    assert out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("archbench: error: "), err
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+def test_objectives_parse_with_natural_directions():
+    assert parse_objectives("val_acc,macs:min,latency_ms") == (
+        Objective("val_acc", "max"),
+        Objective("macs", "min"),
+        Objective("latency_ms", "min"),
+    )
+    assert Objective("latency_ms", "min").metric == "latency_ms_median"
+    opts = SearchOptions(objectives=parse_objectives("val_acc:max,params:min"))
+    assert SearchOptions.from_dict(json.loads(json.dumps(opts.to_dict()))) == opts
+
+
+@pytest.mark.parametrize(
+    "text, needle",
+    [("foo", "unknown objective 'foo'"), ("val_acc:up", "must be max or min"), ("macs,macs", "given twice"), (",", "at least one")],
+)
+def test_bad_objectives_are_rejected(text, needle):
+    with pytest.raises(ValueError, match=needle):
+        parse_objectives(text)
+
+
+@pytest.mark.parametrize(
+    "argv, needles",
+    [
+        (["--objectives", "foo"], ["--objectives", "unknown objective 'foo'"]),
+        (["--trials", "0"], ["--trials must be >= 1"]),
+        (["--scheduler", "asha", "--objectives", "macs:min"], ["asha", "val_acc"]),
+        (["--proxy-width-mult", "2"], ["--proxy-width-mult"]),
+        (["--time-budget", "-1"], ["--time-budget"]),
+        (["--max-macs", "lots"], ["max"]),
+        (["--space", "no_such_space_xyz"], ["no_such_space_xyz", "unknown space"]),
+    ],
+)
+def test_bad_options_are_one_line_errors(capsys, tmp_path, argv, needles):
+    code, out, err = search_cli(capsys, "--space", str(TINY_SPACE), "--run-dir", str(tmp_path / "run"), *argv)
+    assert_usage_error(code, out, err, *needles)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_missing_dataset_fails_before_the_run_folder_exists(capsys, tmp_path):
+    code, out, err = search_cli(capsys, "--space", str(TINY_SPACE), "--dataset", "cifar10:/nope", "--run-dir", str(tmp_path / "run"))
+    assert_usage_error(code, out, err, "cifar10:/nope")
+    assert not (tmp_path / "run").exists()
+
+
+def test_an_impossible_budget_fails_before_the_run_folder_exists(capsys, tmp_path):
+    code, out, err = search_cli(capsys, "--space", str(TINY_SPACE), "--max-macs", "1k", "--run-dir", str(tmp_path / "run"))
+    assert_usage_error(code, out, err, "max_macs", "below every sample")
+    assert not (tmp_path / "run").exists()
+
+
+def test_an_existing_run_needs_resume(capsys, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "manifest.json").write_text("{}")
+    code, out, err = search_cli(capsys, "--space", str(TINY_SPACE), "--run-dir", str(run))
+    assert_usage_error(code, out, err, str(run), "already holds a run", "--resume")
+
+
+def test_resume_needs_a_run_dir(capsys):
+    code, out, err = search_cli(capsys, "--resume")
+    assert_usage_error(code, out, err, "--resume needs --run-dir")
+
+
+def test_resume_of_a_folder_that_is_no_run(capsys, tmp_path):
+    code, out, err = search_cli(capsys, "--resume", "--run-dir", str(tmp_path))
+    assert_usage_error(code, out, err, "not a run folder")
+
+
+def test_a_run_folder_in_use_is_refused(tmp_path):
+    holder = RunDirLock()
+    holder.acquire(tmp_path)
+    try:
+        with pytest.raises(ValueError, match="in use by another archbench search"):
+            RunDirLock().acquire(tmp_path)
+    finally:
+        holder.release()
+    second = RunDirLock()
+    second.acquire(tmp_path)  # free again once the holder let go
+    second.release()
+
+
+def test_help_lists_the_flags(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["search", "--help"])
+    out = capsys.readouterr().out
+    assert exit_info.value.code == 0
+    for flag in ("--space", "--trials", "--objectives", "--resume", "--ray-address", "--time-budget", "--scheduler"):
+        assert flag in out
+
+
+def test_resume_keeps_the_stored_settings(tmp_path):
+    """Only the flags that may change on --resume do; the rest come from the manifest."""
+    from archbench.search.runner import prepare_run
+
+    first = SearchOptions(space=str(TINY_SPACE), trials=2, epochs=3, run_dir=str(tmp_path / "run"), seed=5)
+    options, run_dir, manifest = prepare_run(first, ["bench.py", "search"], {"space", "trials", "epochs", "run_dir", "seed"})
+    assert (run_dir / "space.yaml").is_file() and manifest.seed == 5
+    again = SearchOptions(space="hybrid_vit", trials=4, epochs=9, seed=1, run_dir=str(run_dir), resume=True)
+    resumed, _, manifest2 = prepare_run(again, ["bench.py", "search", "--resume"], {"trials", "epochs", "seed", "run_dir", "resume", "space"})
+    assert (resumed.trials, resumed.epochs, resumed.seed, resumed.space) == (4, 3, 5, str(TINY_SPACE))
+    assert manifest2.run_id == manifest.run_id and manifest2.resumed == ["bench.py search --resume"]
+    stored = json.loads((Path(run_dir) / "manifest.json").read_text())
+    assert stored["options"]["trials"] == 4 and stored["resumed"] == ["bench.py search --resume"]
