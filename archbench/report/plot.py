@@ -203,7 +203,7 @@ _CANDIDATES = _RING + tuple((dx * 2.5, dy * 3.5, ha, va) for dx, dy, ha, va in _
 
 def _place_labels(ax: Axes, labels: Sequence[_Label], renderer: object) -> None:
     """Write each label at the first offset where it overlaps no earlier label, no marker and stays
-    inside the panel (measured on the rendered text), else at the first offset."""
+    inside the panel (measured on the rendered text); a label with no such offset is left out."""
     from matplotlib.transforms import Bbox
 
     ax.get_xlim(), ax.get_ylim()  # settle pending autoscaling before mapping data to pixels
@@ -223,10 +223,7 @@ def _place_labels(ax: Axes, labels: Sequence[_Label], renderer: object) -> None:
                 taken.append(extent)
                 break
             text.remove()
-        else:
-            dx, dy, ha, va = _CANDIDATES[0]
-            ax.annotate(label.text, (label.x, label.y), xytext=(dx, dy), textcoords="offset points", ha=ha, va=va,
-                        fontsize=label.size, color=label.colour)
+        # No free spot: leave the point unlabelled rather than overprint (the tables name every row).
 
 
 def _span(report: Report, metric: str, anchors: list[float]) -> tuple[float, float]:

@@ -68,13 +68,11 @@ def discover(paths: Sequence[str | Path] | None, root: Path = DEFAULT_ROOT) -> t
         elif is_run(path):
             found.append(path)
         else:
+            # A folder of runs (runs/): each run in it; anything else in it is named and skipped.
             children = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
             runs = [p for p in children if is_run(p)]
-            if not runs:
-                warnings.append(f"{path}: not a run folder (no manifest.json or trials/) (skipped)")
-            for child in children:
-                if child not in runs and runs:
-                    warnings.append(f"{child}: not a run folder (no manifest.json or trials/) (skipped)")
+            skipped = [p for p in children if p not in runs] if runs else [path]
+            warnings.extend(f"{p}: not a run folder (no manifest.json or trials/) (skipped)" for p in skipped)
             found.extend(runs)
     unique: list[Path] = []
     for path in found:

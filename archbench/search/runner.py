@@ -14,6 +14,7 @@ import errno
 import fcntl
 import logging
 import os
+import shutil
 import sys
 import time
 from dataclasses import dataclass, replace
@@ -212,24 +213,54 @@ def ray_session(options: SearchOptions, run_dir: Path, *, quiet: bool) -> Iterat
         logging.getLogger(name).addHandler(handler)
         logging.getLogger(name).propagate = False
     started_here = False
-    with redirect_stderr(log_path, enabled=quiet):
-        if not ray.is_initialized():
-            ray.init(
-                address=ray_address(options),
-                include_dashboard=False,
-                log_to_driver=False,
-                logging_level=logging.WARNING,
-                namespace="archbench",
-            )
-            started_here = True
-        try:
-            yield
-        finally:
-            if started_here:
-                ray.shutdown()
-            for name in ("ray", "ray.tune", "ray.train"):
-                logging.getLogger(name).removeHandler(handler)
-            handler.close()
+    try:
+        with redirect_stderr(log_path, enabled=quiet):
+            if not ray.is_initialized():
+                address = ray_address(options)
+                try:
+                    ray.init(
+                        address=address,
+                        include_dashboard=False,
+                        log_to_driver=False,
+                        logging_level=logging.WARNING,
+                        namespace="archbench",
+                    )
+                except (ConnectionError, ValueError, RuntimeError) as err:
+                    where = "--ray-address" if options.ray_address else "$RAY_ADDRESS" if address != "local" else "ray"
+                    raise RayUnavailable(f"{where}: cannot start or join Ray at {address}: {_first_line(err)}") from None
+                started_here = True
+            try:
+                yield
+            finally:
+                if started_here:
+                    ray.shutdown()
+    finally:
+        for name in ("ray", "ray.tune", "ray.train"):
+            logging.getLogger(name).removeHandler(handler)
+        handler.close()
+
+
+class RayUnavailable(ValueError):
+    """Ray could not be started or joined (a wrong --ray-address): reported as bad input."""
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def discard_unstarted_run(run_dir: Path) -> None:
+    """Remove what a fresh run wrote before it could start (so the same command can be run again):
+    only our own files, and the folder only if that leaves it empty."""
+    if any((run_dir / "trials").glob("part-*.parquet")):
+        return
+    for name in ("manifest.json", "space.yaml", "optuna.db", "ray.log", ".lock"):
+        (run_dir / name).unlink(missing_ok=True)
+    for folder in (run_dir / "ray", run_dir / "trials"):
+        if folder.is_dir():
+            shutil.rmtree(folder, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        run_dir.rmdir()
 
 
 @contextlib.contextmanager
@@ -321,11 +352,17 @@ def run_search(
         # Before the run folder exists: a bad --dataset leaves nothing behind.
         data = load_dataset(options.dataset, img_size=options.proxy_img_size, seed=options.seed)
     lock = RunDirLock()
+    fresh = not options.resume
     try:
         options, run_dir, manifest = prepare_run(options, command, set(overrides), lock=lock)
         if data is None and options.needs_training:
             data = load_dataset(options.dataset, img_size=options.proxy_img_size, seed=options.seed)
-        return _search(options, run_dir, manifest, data, started=started, quiet=quiet, live=live)
+        try:
+            return _search(options, run_dir, manifest, data, started=started, quiet=quiet, live=live)
+        except RayUnavailable:
+            if fresh:
+                discard_unstarted_run(run_dir)
+            raise
     finally:
         lock.release()
 

@@ -34,7 +34,7 @@ def ray_head() -> Iterator[tuple[str, Path]]:
     port = free_port()
     command = [
         RAY, "start", "--head", "--block", "--port", str(port), "--num-cpus", "2", "--include-dashboard=false",
-        "--node-ip-address", "127.0.0.1", "--temp-dir", str(temp), "--disable-usage-stats",
+        "--temp-dir", str(temp), "--disable-usage-stats",
         # A port with a fixed default (52365) would clash with another cluster on this machine.
         "--dashboard-agent-listen-port", str(free_port()),
     ]
@@ -47,7 +47,8 @@ def ray_head() -> Iterator[tuple[str, Path]]:
             assert head.poll() is None, (temp / "ray-start.log").read_text()
             assert time.monotonic() < deadline, "ray start --head did not come up in 120 s"
             time.sleep(0.5)
-        yield f"127.0.0.1:{port}", temp
+        # The address as Ray resolves it (the node's IP, not 127.0.0.1, which Ray rewrites).
+        yield (temp / "ray_current_cluster").read_text().strip(), temp
     finally:
         for sig, wait in ((signal.SIGTERM, 15), (signal.SIGKILL, 5)):
             try:
@@ -92,3 +93,14 @@ def test_ray_address_from_the_environment(ray_head, driver, tmp_path):
     assert code == 0, err
     assert list(pd.read_parquet(run / "trials")["status"]) == ["ok"]
     assert not list(search.ray_tmp.glob("ray/session_*"))
+
+
+def test_an_unreachable_ray_address_is_a_one_line_error(driver, tmp_path):
+    run = tmp_path / "run"
+    code, out, err = driver(
+        "search", "--space", str(TINY_SPACE), "--trials", "1", "--run-dir", str(run), "--no-live",
+        "--ray-address", f"127.0.0.1:{free_port()}",
+    ).run(timeout=300)
+    assert code == 2, (out, err)
+    assert err.strip().startswith("archbench: error: --ray-address: cannot start or join Ray") and len(err.strip().splitlines()) == 1
+    assert not run.exists()  # nothing left behind: the same command can simply be run again
