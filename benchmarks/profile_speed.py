@@ -6,10 +6,13 @@ Prints one row per model with the ratio ours / plain fvcore (build time excluded
 """
 from __future__ import annotations
 
+import warnings
+
+warnings.filterwarnings("ignore")  # before torch: its import-time deprecation notes are not results
+
 import argparse
 import logging
 import time
-import warnings
 
 import torch
 from fvcore.nn import FlopCountAnalysis
@@ -19,7 +22,6 @@ import archbench.zoo
 from archbench.measure import count_macs, count_params, measure_latency
 from archbench.measure.provenance import cpu_name
 
-warnings.filterwarnings("ignore")
 logging.getLogger("fvcore").setLevel(logging.ERROR)
 
 

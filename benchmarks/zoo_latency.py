@@ -6,10 +6,13 @@ Figures are only comparable within one run on one machine: the header names it.
 """
 from __future__ import annotations
 
+import warnings
+
+warnings.filterwarnings("ignore")  # before torch: its import-time deprecation notes are not results
+
 import argparse
 import logging
 import platform
-import warnings
 from pathlib import Path
 
 import torch
@@ -19,7 +22,6 @@ import archbench.zoo
 from archbench.measure import measure_latency
 from archbench.measure.provenance import cpu_name, versions
 
-warnings.filterwarnings("ignore")
 logging.getLogger("fvcore").setLevel(logging.ERROR)
 
 

@@ -208,7 +208,6 @@ class ProgressView(Callback):
 
     def add(self, record: TrialRecord) -> None:
         self.counts[record.status] = self.counts.get(record.status, 0) + 1
-        self.running.discard(record.trial_id)
         self.records.append(record)
         if self._live is not None:
             self._live.update(self.render())
@@ -220,9 +219,17 @@ class ProgressView(Callback):
             self.console.print(f"[{done}/{self.options.trials}] trial {record.trial_id} {record.status:<8} {acc} {macs} {record.arch_summary or ''} {note}".rstrip(), highlight=False, soft_wrap=True)
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self.running.add(trial.trial_id)
+        self.running.add(trial.trial_id)  # Tune's id: the record's trial_id is not known yet
         if self._live is not None:
             self._live.update(self.render())
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.running.discard(trial.trial_id)
+        if self._live is not None:
+            self._live.update(self.render())
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.on_trial_complete(iteration, trials, trial, **info)
 
     def render(self) -> Group:
         from archbench.report.pareto import pareto_ranks

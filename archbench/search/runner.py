@@ -15,13 +15,15 @@ import fcntl
 import logging
 import os
 import shutil
+import socket
 import sys
 import time
+import warnings
 from dataclasses import dataclass, replace
 from functools import partial
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 from archbench.search.manifest import Manifest, read_manifest, write_manifest
 from archbench.search.options import SearchOptions
@@ -154,9 +156,11 @@ def make_sampler(options: SearchOptions, seed: int) -> Any:
         population = max(4, min(50, options.trials // 2))
         return optuna.samplers.NSGAIISampler(population_size=population, seed=seed, constraints_func=constraints)
     if options.sampler == "tpe":
-        return optuna.samplers.TPESampler(
-            seed=seed, multivariate=True, group=True, n_startup_trials=max(2, min(10, options.trials // 3)), constraints_func=constraints
-        )
+        with warnings.catch_warnings():  # multivariate/group are "experimental" in Optuna: no warning for the user
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.samplers.TPESampler(
+                seed=seed, multivariate=True, group=True, n_startup_trials=max(2, min(10, options.trials // 3)), constraints_func=constraints
+            )
     if options.sampler == "gp":
         return optuna.samplers.GPSampler(seed=seed, n_startup_trials=max(2, min(10, options.trials // 3)), constraints_func=constraints)
     return optuna.samplers.RandomSampler(seed=seed)
@@ -217,6 +221,9 @@ def ray_session(options: SearchOptions, run_dir: Path, *, quiet: bool) -> Iterat
         with redirect_stderr(log_path, enabled=quiet):
             if not ray.is_initialized():
                 address = ray_address(options)
+                if address != "local":
+                    _check_reachable(address, "--ray-address" if options.ray_address else "$RAY_ADDRESS")
+                    _use_local_token(address)
                 try:
                     ray.init(
                         address=address,
@@ -238,6 +245,30 @@ def ray_session(options: SearchOptions, run_dir: Path, *, quiet: bool) -> Iterat
         for name in ("ray", "ray.tune", "ray.train"):
             logging.getLogger(name).removeHandler(handler)
         handler.close()
+
+
+def _check_reachable(address: str, where: str) -> None:
+    """Fail at once when nothing listens at a ``host:port`` address (ray.init retries for minutes)."""
+    host, _, port = address.rpartition(":")
+    if "://" in address or not host or not port.isdigit():
+        return  # ray://, auto and other forms are Ray's to resolve
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=10).close()
+    except OSError as err:
+        raise RayUnavailable(f"{where}: cannot join Ray at {address}: {err.strerror or err} (is `ray start --head` running there?)") from None
+
+
+def _use_local_token(address: str) -> None:
+    """Join a token-authenticated cluster as `ray start --address` does: with RAY_AUTH_MODE unset,
+    a token found locally (~/.ray/auth_token, $RAY_AUTH_TOKEN[_PATH]) turns token auth on. Ray's
+    ray.init() does this only for clusters it finds itself, not for an explicit address; a cluster
+    without authentication accepts a client that sends a token."""
+    try:
+        from ray._private.authentication.authentication_token_setup import maybe_enable_token_auth_if_token_available
+    except ImportError:  # a Ray without token authentication
+        return
+    with contextlib.suppress(Exception):
+        maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
 
 
 class RayUnavailable(ValueError):
@@ -336,10 +367,13 @@ def run_search(
     overrides: set[str] = frozenset(),  # type: ignore[assignment]
     quiet: bool = True,
     live: bool = True,
+    progress: bool = True,
 ) -> RunOutcome:
     """Run (or resume) one search end to end; returns where it landed and what happened.
 
-    Bad options, spaces and datasets raise ValueError (or SpecError) before the run folder exists.
+    ``quiet`` sends Ray's output to ``<run>/ray.log``; ``live`` redraws progress in place on a
+    terminal (else one line per trial); ``progress=False`` prints nothing. Bad options, spaces and
+    datasets raise ValueError (or SpecError) before the run folder exists.
     """
     import optuna
 
@@ -358,7 +392,7 @@ def run_search(
         if data is None and options.needs_training:
             data = load_dataset(options.dataset, img_size=options.proxy_img_size, seed=options.seed)
         try:
-            return _search(options, run_dir, manifest, data, started=started, quiet=quiet, live=live)
+            return _search(options, run_dir, manifest, data, started=started, quiet=quiet, live=live, progress=progress)
         except RayUnavailable:
             if fresh:
                 discard_unstarted_run(run_dir)
@@ -368,7 +402,7 @@ def run_search(
 
 
 def _search(
-    options: SearchOptions, run_dir: Path, manifest: Manifest, data: Any, *, started: float, quiet: bool, live: bool
+    options: SearchOptions, run_dir: Path, manifest: Manifest, data: Any, *, started: float, quiet: bool, live: bool, progress: bool
 ) -> RunOutcome:
     import optuna
     from optuna.storages import RDBStorage
@@ -434,7 +468,7 @@ def _search(
         constraints=space.constraints,
     )
     writer = PartWriter(run_dir, options, manifest, space)
-    view = ProgressView(options, run_dir, already=done, live=live)
+    view = ProgressView(options, run_dir, already=done, live=live, quiet=not progress)
     writer.on_record = view.add
     interrupted = False
     with ray_session(options, run_dir, quiet=quiet):

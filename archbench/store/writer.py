@@ -65,6 +65,8 @@ def write_trial(run_dir: str | Path, record: TrialRecord, *, overwrite: bool = F
     fd, tmp_name = tempfile.mkstemp(prefix=f".{PART_PREFIX}{record.trial_id}.", suffix=TEMP_SUFFIX, dir=final.parent)
     tmp = Path(tmp_name)
     try:
+        # mkstemp creates 0600; a results table is for anyone who may read the run folder.
+        os.fchmod(fd, 0o644 & ~_umask())
         with os.fdopen(fd, "wb") as fh:
             pq.write_table(table, fh, compression="zstd")
             fh.flush()
@@ -78,6 +80,12 @@ def write_trial(run_dir: str | Path, record: TrialRecord, *, overwrite: bool = F
         raise
     _fsync_dir(final.parent)
     return final
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
 
 
 def _publish_new(tmp: Path, final: Path) -> None:

@@ -3,6 +3,7 @@ initialised Ray), subprocess drivers swept at the end, and options of a cheap ti
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import sys
 from dataclasses import replace
@@ -35,6 +36,7 @@ def driver(tmp_path: Path) -> Iterator[Callable[..., Driver]]:
             d.proc.communicate()
     sweep(f"{TAG}={tag}")
     sweep(str(ray_tmp))
+    shutil.rmtree(ray_tmp, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -59,6 +61,7 @@ def ray_local() -> Iterator[None]:
     ray.shutdown()
     sweep(f"{TAG}={tag}")
     sweep(str(temp))
+    shutil.rmtree(temp, ignore_errors=True)
 
 
 @pytest.fixture

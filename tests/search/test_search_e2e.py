@@ -160,3 +160,41 @@ def test_latency_is_timed_alone(ray_local, tiny_options):
 
     names = [a["name"] for a in ray.util.list_named_actors(all_namespaces=True)]
     assert not [n for n in names if n.startswith("archbench-lease-")]  # the run's leases are gone
+
+
+def test_resume_of_a_finished_run_adds_only_what_is_asked(ray_local, tiny_options, capsys):
+    from archbench.cli import main
+
+    options = tiny_options(trials=1)
+    search(options)
+    run = Path(options.run_dir)
+    parts = sorted(p.name for p in (run / "trials").iterdir())
+    capsys.readouterr()
+
+    assert main(["search", "--resume", "--run-dir", str(run), "--no-live"]) == 0  # nothing missing
+    out, err = capsys.readouterr()
+    assert sorted(p.name for p in (run / "trials").iterdir()) == parts and "ok 1" in out and err == ""
+
+    assert main(["search", "--resume", "--run-dir", str(run), "--trials", "2", "--no-live"]) == 0
+    df = read_run(run)
+    assert list(df["trial_id"]) == ["00000", "00001"] and (df["status"] == "ok").all()
+    assert json.loads((run / "manifest.json").read_text())["options"]["trials"] == 2
+
+
+def test_the_shipped_tiny_cpu_space(ray_local, tiny_options):
+    """The shipped space meant for quick CPU runs searches cleanly with the default proxy settings."""
+    from dataclasses import replace
+
+    from archbench.search.options import SearchOptions
+
+    defaults = SearchOptions()
+    options = replace(
+        tiny_options(trials=4, space="tiny_cpu"),
+        proxy_width_mult=defaults.proxy_width_mult,
+        proxy_depth_mult=defaults.proxy_depth_mult,
+        batch_size=defaults.batch_size,
+    )
+    outcome = search(options)
+    df = read_run(options.run_dir)
+    assert len(df) == 4 and set(df["status"]) <= {"ok", "rejected"} and outcome.counts.get("ok", 0) >= 2
+    assert (df.loc[df["status"] == "ok", "params"] <= 2e6).all()  # tiny_cpu's max_params

@@ -131,3 +131,30 @@ def test_resume_keeps_the_stored_settings(tmp_path):
     assert manifest2.run_id == manifest.run_id and manifest2.resumed == ["bench.py search --resume"]
     stored = json.loads((Path(run_dir) / "manifest.json").read_text())
     assert stored["options"]["trials"] == 4 and stored["resumed"] == ["bench.py search --resume"]
+
+
+def test_progress_lines_and_running_count(tmp_path):
+    """--no-live (or no terminal): one line per ended trial; the running count follows Tune's ids."""
+    import io
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    from archbench.search.callbacks import ProgressView
+    from archbench.store import TrialRecord
+
+    buffer = io.StringIO()
+    view = ProgressView(SearchOptions(trials=3), tmp_path, already={"00000": "ok"}, live=False, console=Console(file=buffer, width=60))
+    view.on_trial_start(0, [], SimpleNamespace(trial_id="ab12"))
+    view.on_trial_start(0, [], SimpleNamespace(trial_id="cd34"))
+    assert len(view.running) == 2
+    view.add(TrialRecord(run="r", trial_id="00001", status="rejected", macs=7_000_000_000, error="7 GMACs exceeds max_macs 6 G", arch_summary="cmt | focal×3 · mhsa×1 · convnext×15"))
+    view.on_trial_complete(0, [], SimpleNamespace(trial_id="ab12"))
+    view.on_trial_error(0, [], SimpleNamespace(trial_id="cd34"))
+    assert not view.running
+    (line,) = buffer.getvalue().splitlines()  # one line, not wrapped at the console width
+    assert line.startswith("[2/3] trial 00001 rejected") and "7.00 GMACs" in line and line.endswith("(7 GMACs exceeds max_macs 6 G)")
+    quiet = io.StringIO()
+    silent = ProgressView(SearchOptions(trials=3), tmp_path, already={}, quiet=True, console=Console(file=quiet))
+    silent.add(TrialRecord(run="r", trial_id="00001", status="ok"))
+    assert quiet.getvalue() == ""

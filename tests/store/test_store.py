@@ -220,3 +220,17 @@ def test_empty_run_gives_empty_table_with_columns(tmp_path):
     os.makedirs(tmp_path / "trials")
     df = read_trials(tmp_path)
     assert df.empty and list(df.columns) == list(COLUMNS)
+
+
+def test_parts_are_readable_by_others(tmp_path):
+    import os
+    import stat
+
+    from archbench.store import TrialRecord, write_trial
+
+    old = os.umask(0o022)
+    try:
+        path = write_trial(tmp_path, TrialRecord(run="r", trial_id="00001", status="ok"))
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
