@@ -66,7 +66,7 @@ def write_trial(run_dir: str | Path, record: TrialRecord, *, overwrite: bool = F
     tmp = Path(tmp_name)
     try:
         # mkstemp creates 0600; a results table is for anyone who may read the run folder.
-        os.fchmod(fd, 0o644 & ~_umask())
+        os.fchmod(fd, 0o644)
         with os.fdopen(fd, "wb") as fh:
             pq.write_table(table, fh, compression="zstd")
             fh.flush()
@@ -80,12 +80,6 @@ def write_trial(run_dir: str | Path, record: TrialRecord, *, overwrite: bool = F
         raise
     _fsync_dir(final.parent)
     return final
-
-
-def _umask() -> int:
-    current = os.umask(0)
-    os.umask(current)
-    return current
 
 
 def _publish_new(tmp: Path, final: Path) -> None:
