@@ -180,6 +180,8 @@ class DefineByRun:
     def __call__(self, trial: Any) -> dict[str, Any]:
         import optuna
 
+        from archbench.space import InvalidSample
+
         try:
             arch = self.space.suggest(trial)
         except optuna.TrialPruned as err:
@@ -188,7 +190,7 @@ class DefineByRun:
             return {"trial_number": trial.number, "arch": None, "violation": reason}
         try:
             violation = self.space.check_arch(arch) if self.space.constraints.needs_estimate else None
-        except Exception as err:  # InvalidSample: it does not build at the target size
+        except InvalidSample as err:  # valid as data, but it does not build at the target size
             violation = f"invalid architecture: {err}"
         trial.set_user_attr("arch_hash", arch.hash)
         trial.set_user_attr("violation", violation or "")
