@@ -24,7 +24,10 @@ def print_json(data: Any) -> None:
 
 
 def console() -> Console:
-    return Console(highlight=False)
+    """rich output; piped or redirected output is not wrapped at rich's 80-column default, so
+    tables stay one row a line in logs and files."""
+    probe = Console()
+    return Console(highlight=False, width=None if probe.is_terminal else 200)
 
 
 def fmt_millions(value: float | None) -> str:

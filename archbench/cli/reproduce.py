@@ -28,6 +28,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run)
 
 
+_SUPERSCRIPTS = "¹²³⁴⁵⁶⁷⁸⁹"
+
+
 def _cell(published: str | None, measured: float, delta: float | None, ok: bool | None) -> tuple[str, str, str]:
     mark = "" if ok is None else (" ✓" if ok else " ✗")
     return published or "n/f", f"{measured:.2f}", fmt_pct(delta) + mark
@@ -47,20 +50,23 @@ def run(args: argparse.Namespace) -> int:
     if args.format == "json":
         print_json([r.to_dict() for r in rows])
     elif args.format == "md":
+        reasons = list(dict.fromkeys(r.deviation for r in rows if r.status == "documented deviation"))
+        marks = {reason: _SUPERSCRIPTS[i % len(_SUPERSCRIPTS)] for i, reason in enumerate(reasons)}
         header = "| model | res | params (M) pub. | meas. | Δ | GMACs pub. | meas. | Δ | status |"
         if args.latency:
             header += " latency (ms) |"
         print(header)
         print("|" + "---|" * (header.count("|") - 1))
         for r in rows:
+            status = {"ok": "ok", "out of tolerance": "**out of tolerance**"}.get(r.status) or f"{r.status}{marks[r.deviation]}"
             cells = [r.name, str(r.img_size), *_cell(r.published_params_m, r.measured_params_m, r.params_delta_pct, r.params_ok),
-                     *_cell(r.published_gmacs, r.measured_gmacs, r.gmacs_delta_pct, r.gmacs_ok), {"ok": "ok", "out of tolerance": "**out of tolerance**"}.get(r.status, f"{r.status}¹")]
+                     *_cell(r.published_gmacs, r.measured_gmacs, r.gmacs_delta_pct, r.gmacs_ok), status]
             if args.latency:
                 cells.append(f"{r.latency_ms_median:.1f}" if r.latency_ms_median is not None else "–")
             print("| " + " | ".join(cells) + " |")
-        for r in rows:
-            if r.status == "documented deviation":
-                print(f"\n¹ {r.name}: {r.deviation}.")
+        for reason in reasons:
+            names = ", ".join(r.name for r in rows if r.deviation == reason)
+            print(f"\n{marks[reason]} {names}: {reason}.")
     else:
         table = Table(title="published vs measured (params in M, MACs in G)")
         for col in ("model", "res", "params pub.", "meas.", "Δ", "GMACs pub.", "meas.", "Δ", "status"):

@@ -151,7 +151,6 @@ def make_sampler(options: SearchOptions, seed: int) -> Any:
     import optuna
 
     constraints = constraint_flags
-
     if options.sampler == "nsga2":
         population = max(4, min(50, options.trials // 2))
         return optuna.samplers.NSGAIISampler(population_size=population, seed=seed, constraints_func=constraints)
