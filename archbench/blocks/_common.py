@@ -8,7 +8,7 @@ from typing import Callable
 
 import torch
 import torch.nn.functional as F
-from timm.layers import LayerNorm2d
+from timm.layers import LayerNorm2d, trunc_normal_
 from torch import nn
 
 NORMS_2D = ("layernorm", "batchnorm", "groupnorm", "none")
@@ -58,3 +58,13 @@ def pad_to_kernel(x: torch.Tensor, kernel: int) -> torch.Tensor:
     if h >= kernel and w >= kernel:
         return x
     return F.pad(x, (0, max(kernel - w, 0), 0, max(kernel - h, 0)))
+
+
+def init_convs_trunc_normal(module: nn.Module, std: float = 0.02) -> None:
+    """Truncated-normal weights and zero biases for every Conv2d under ``module`` (HorNet and
+    Hire-MLP initialise their convs this way; the builder's generic init covers Linear only)."""
+    for conv in module.modules():
+        if isinstance(conv, nn.Conv2d):
+            trunc_normal_(conv.weight, std=std)
+            if conv.bias is not None:
+                nn.init.zeros_(conv.bias)

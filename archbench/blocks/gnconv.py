@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from timm.layers import DropPath, LayerNorm2d, LayerScale, LayerScale2d, Mlp, trunc_normal_
 from torch import nn
 
+from archbench.blocks._common import init_convs_trunc_normal
 from archbench.registry import BlockContext, Param, register
 
 FILTERS = ("dwconv", "gf")
@@ -110,13 +111,9 @@ class HorNetBlock(nn.Module):
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
     def init_weights(self) -> None:
-        # HorNet: truncated-normal convs with zero bias (the builder's generic init covers Linear only).
+        init_convs_trunc_normal(self)
         for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                trunc_normal_(module.weight, std=0.02)
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
-            elif isinstance(module, (LayerScale, LayerScale2d)):
+            if isinstance(module, (LayerScale, LayerScale2d)):
                 module.reset_parameters()
             elif isinstance(module, GlobalLocalFilter):
                 module.reset_filter()

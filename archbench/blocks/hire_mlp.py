@@ -4,9 +4,10 @@ split-attention fusion (Guo et al., "Hire-MLP: Vision MLP via Hierarchical Rearr
 from __future__ import annotations
 
 import torch
-from timm.layers import DropPath, Mlp, trunc_normal_
+from timm.layers import DropPath, Mlp
 from torch import nn
 
+from archbench.blocks._common import init_convs_trunc_normal
 from archbench.registry import BlockContext, Param, register
 
 
@@ -84,12 +85,7 @@ class HireBlock(nn.Module):
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
     def init_weights(self) -> None:
-        # The release initialises every conv truncated-normal (std 0.02) with zero bias.
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                trunc_normal_(module.weight, std=0.02)
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
+        init_convs_trunc_normal(self)  # as the release
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.drop_path(self.hire(self.norm1(x)))

@@ -67,3 +67,24 @@ def test_hybrid_matrix_products_match_the_independent_counter():
     counted = count_macs(archbench.build(hybrid()), 224)
     assert counted.matmul_macs == count_macs_meta(lambda: archbench.build(hybrid()), 224)
 
+
+
+@pytest.mark.parametrize("block", ["mhsa", "cmt"])
+def test_key_value_reduction_runs_on_maps_smaller_than_its_kernel(block):
+    """A searched hybrid may put sr_ratio 8 where the map is 4×4: keys and values then come from the
+    zero-padded map (one token) instead of a crash (PVT's and CMT's reductions alike)."""
+    arch = ArchSpec.from_dict(
+        {
+            "layout": "pyramid",
+            "input": {"img_size": 64, "num_classes": 10},
+            "stem": {"type": "patchify", "params": {"patch_size": 4}},
+            "stages": [
+                {"depth": 1, "dim": 32, "block": {"type": block, "params": {"heads": 1, "sr_ratio": 8}}},
+                {"depth": 1, "dim": 64, "downsample": DOWN, "block": {"type": block, "params": {"heads": 2, "sr_ratio": 8}}},
+            ],
+        }
+    )
+    model = archbench.build(arch).eval()
+    with torch.no_grad():
+        assert model(torch.randn(1, 3, 64, 64)).shape == (1, 10)  # stage 2: 8×8 map, one key
+        assert model(torch.randn(1, 3, 32, 32)).shape == (1, 10)  # stage 2: 4×4 map < kernel 8
