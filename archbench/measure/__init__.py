@@ -7,10 +7,10 @@ from __future__ import annotations
 from archbench.measure.latency import Latency, measure_latency
 from archbench.measure.macs import MacCount, count_macs, count_macs_meta
 from archbench.measure.memory import Memory, measure_memory
-from archbench.measure.params import count_params
+from archbench.measure.params import count_params, count_params_meta
 from archbench.measure.profile import Profile, profile
 
 __all__ = [
     "Latency", "MacCount", "Memory", "Profile",
-    "count_macs", "count_macs_meta", "count_params", "measure_latency", "measure_memory", "profile",
+    "count_macs", "count_macs_meta", "count_params", "count_params_meta", "measure_latency", "measure_memory", "profile",
 ]

@@ -7,7 +7,7 @@ import torch
 import archbench
 from archbench.blocks.cmt import CMTBlock, RelativePositionBias
 from archbench.measure.macs import count_macs, count_macs_meta
-from archbench.measure.params import count_params
+from archbench.measure.params import count_params_meta
 from archbench.spec import ArchSpec
 from archbench.zoo import get, published
 from archbench.zoo.cmt import cmt
@@ -24,8 +24,7 @@ def small(share_bias: bool = True) -> ArchSpec:
 
 
 def meta_params(name: str) -> int:
-    with torch.device("meta"):
-        return count_params(archbench.build(get(name)))
+    return count_params_meta(lambda: archbench.build(get(name)))
 
 
 @pytest.mark.parametrize(

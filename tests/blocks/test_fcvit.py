@@ -8,7 +8,7 @@ import torch
 import archbench
 from archbench.blocks.fcvit import GlobalContext
 from archbench.measure.macs import count_macs, count_macs_meta
-from archbench.measure.params import count_params
+from archbench.measure.params import count_params_meta
 from archbench.registry import SpecError
 from archbench.spec import ArchSpec
 from archbench.zoo import get, published
@@ -29,8 +29,7 @@ def small() -> ArchSpec:
 
 
 def meta_params(name: str) -> int:
-    with torch.device("meta"):
-        return count_params(archbench.build(get(name)))
+    return count_params_meta(lambda: archbench.build(get(name)))
 
 
 @pytest.mark.parametrize("name", list(RELEASE_PARAMS))
