@@ -4,6 +4,7 @@ completes exactly the requested trials, every trial_id once, retrying the cut-of
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sqlite3
 import time
@@ -24,24 +25,53 @@ SLOW_TINY = (
 )
 
 
-def running_trial_numbers(run: Path) -> list[int]:
+def sampled_running_trials(run: Path) -> list[int]:
+    """Numbers of the trials the study holds as RUNNING whose architecture was fully drawn (the
+    define-by-run function sets ``arch_hash`` last): the trials a resume must try again."""
     db = run / "optuna.db"
     if not db.exists():
         return []
+    query = (
+        "SELECT t.number FROM trials t JOIN trial_user_attributes a ON a.trial_id = t.trial_id "
+        "WHERE t.state = 'RUNNING' AND a.key = 'arch_hash' ORDER BY t.number"
+    )
     try:
         with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1) as con:
-            return [n for (n,) in con.execute("SELECT number FROM trials WHERE state = 'RUNNING'")]
+            return [n for (n,) in con.execute(query)]
     except sqlite3.Error:
-        return []  # the driver is creating the tables
+        return []  # the driver is creating the tables, or was stopped inside a write
 
 
-def wait_mid_run(proc, run: Path, timeout: float = 180) -> int:
-    """Block until at least one part is written and another trial is in flight; its number."""
+def parts(run: Path) -> set[str]:
+    return {p.name for p in (run / "trials").glob("part-*.parquet")}
+
+
+def freeze_mid_run(proc, run: Path, timeout: float = 300) -> int:
+    """Stop the driver (SIGSTOP) once a part is written and another, fully drawn trial is in flight;
+    returns that trial's number. Only the driver writes the study and the parts, so what is read
+    while it is stopped is exactly what a kill leaves behind: no race with the trial finishing."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert proc.poll() is None, f"the driver ended early: {proc.communicate()}"
-        running = running_trial_numbers(run)
-        if list((run / "trials").glob("part-*.parquet")) and running:
+        if parts(run) and sampled_running_trials(run):
+            os.kill(proc.pid, signal.SIGSTOP)
+            frozen = sampled_running_trials(run)  # read again: the state can no longer move
+            if parts(run) and frozen:
+                return frozen[0]
+            os.kill(proc.pid, signal.SIGCONT)
+        time.sleep(0.3)
+    raise AssertionError("no trial was in flight in time")
+
+
+def wait_started(proc, run: Path, timeout: float = 300) -> int:
+    """Block until a part is written and another fully drawn trial has been handed to a worker
+    (Tune made its trial folder, one a started trial); its number."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"the driver ended early: {proc.communicate()}"
+        running = sampled_running_trials(run)
+        started = len(list((run / "ray").glob("tune-*/trial-*")))
+        if running and parts(run) and started > len(parts(run)):
             return running[0]
         time.sleep(0.3)
     raise AssertionError("no trial was in flight in time")
@@ -68,11 +98,12 @@ def assert_complete_run(run: Path, cut_off: int) -> pd.DataFrame:
 def test_resume_after_kill_9_completes_exactly_the_requested_trials(driver, tmp_path):
     run = tmp_path / "run"
     first = driver("search", *SLOW_TINY, "--run-dir", str(run)).start()
-    cut_off = wait_mid_run(first.proc, run)
-    before = {p.name for p in (run / "trials").glob("part-*.parquet")}
-    first.kill_group(signal.SIGKILL)
+    cut_off = freeze_mid_run(first.proc, run)
+    before = parts(run)
+    first.kill_group(signal.SIGKILL)  # SIGKILL ends the stopped driver too
     first.proc.wait(timeout=30)
-    assert wait_for_exit(first.tag) == [], "Ray processes outlived the killed driver"
+    # Fate sharing, not a timing bound: a loaded machine may take a while to reap Ray's workers.
+    assert wait_for_exit(first.tag, timeout=90) == [], "Ray processes outlived the killed driver"
 
     code, out, err = driver("search", "--resume", "--run-dir", str(run), "--no-live").run(timeout=300)
     assert code == 0, err
@@ -84,14 +115,14 @@ def test_resume_after_kill_9_completes_exactly_the_requested_trials(driver, tmp_
 def test_ctrl_c_records_interrupted_trials_and_resume_continues(driver, tmp_path):
     run = tmp_path / "run"
     first = driver("search", *SLOW_TINY, "--run-dir", str(run)).start()
-    cut_off = wait_mid_run(first.proc, run)
-    time.sleep(2.0)  # let the trial's worker start it, so the driver tracks it as live
+    cut_off = wait_started(first.proc, run)
+    time.sleep(1.0)  # the trial folder comes just before Tune reports the start to the driver
     first.kill_group(signal.SIGINT)  # what Ctrl-C does: the whole foreground process group
     code, out, err = first.wait(timeout=120)
     assert code == 130, (out, err)
     assert "interrupted: continue with" in out and f"--resume --run-dir {run}" in out
     assert "Traceback" not in err and "Traceback" not in out
-    assert wait_for_exit(first.tag) == [], "Ray processes outlived the stopped driver"
+    assert wait_for_exit(first.tag, timeout=90) == [], "Ray processes outlived the stopped driver"
     parts = pd.read_parquet(run / "trials")
     interrupted = parts[parts["status"] == "interrupted"]
     assert list(interrupted["trial_id"]) == [f"{cut_off:05d}"]
