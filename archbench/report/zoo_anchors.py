@@ -106,7 +106,7 @@ def measure_anchors(
 
     Example:
         >>> [a.macs for a in measure_anchors(["deit_ti"], img_size=224)]
-        [1258219200]
+        [1258411200]
     """
     from archbench import zoo
     from archbench.measure import arch_cost, profile
