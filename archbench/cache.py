@@ -39,8 +39,14 @@ def write_json(path: Path, data: Any, *, indent: int | None = None) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".tmp", dir=path.parent)
+    except OSError:
+        return
+    try:
         with os.fdopen(fd, "w") as fh:
             json.dump(data, fh, indent=indent, sort_keys=True)
         os.replace(tmp, path)
     except OSError:
         pass
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)  # a failed write leaves no debris beside the cache
