@@ -19,10 +19,12 @@ _LAZY = {
     "StageSpec": "archbench.spec",
     "TokenSpec": "archbench.spec",
     "SpecError": "archbench.registry",
+    "UserError": "archbench.errors",
 }
 
 if TYPE_CHECKING:
     from archbench.builder import build, load_arch
+    from archbench.errors import UserError
     from archbench.registry import SpecError
     from archbench.spec import ArchSpec, InputSpec, LayerSpec, StageSpec, TokenSpec
 

@@ -13,19 +13,39 @@ from typing import Any, Literal, Mapping
 
 import yaml
 
+from archbench._validate import boolean, integer, mapping, no_unknown
+from archbench._yaml import read_data
 from archbench.registry import SpecError, lookup
 
 SPEC_VERSION = 1
+ARCH_EXPECTED = "a mapping describing one architecture"
 Layout = Literal["pyramid", "isotropic"]
 
 
 @dataclass(frozen=True)
 class InputSpec:
-    """What the network eats and predicts."""
+    """What the network eats and predicts: an ArchSpec's ``input`` and a space's ``target``."""
 
     img_size: int = 224
     in_chans: int = 3
     num_classes: int = 1000
+
+    @classmethod
+    def from_dict(cls, raw: Any, path: str, *, min_classes: int = 0) -> InputSpec:
+        """Validate a mapping of ``img_size``/``in_chans``/``num_classes`` written at ``path``
+        (defaults fill the rest); ``num_classes`` 0 means no classifier (features only).
+
+        Example:
+            >>> InputSpec.from_dict({"img_size": 32, "num_classes": 10}, "input")
+            InputSpec(img_size=32, in_chans=3, num_classes=10)
+        """
+        raw = mapping(raw, path)
+        no_unknown(raw, ("img_size", "in_chans", "num_classes"), path)
+        return cls(
+            img_size=integer(raw.get("img_size", 224), f"{path}.img_size", minimum=1),
+            in_chans=integer(raw.get("in_chans", 3), f"{path}.in_chans", minimum=1),
+            num_classes=integer(raw.get("num_classes", 1000), f"{path}.num_classes", minimum=min_classes),
+        )
 
 
 @dataclass(frozen=True)
@@ -163,32 +183,23 @@ class ArchSpec:
 
 
 def load_file(path: str | Path) -> ArchSpec:
-    """An ArchSpec from a YAML or JSON file (safe loading only; errors name the file)."""
+    """An ArchSpec from a YAML or JSON file, read by the loader space files share (safe YAML,
+    ``1e-6`` read as a float, alias bombs and binary files refused); errors name the file."""
     path = Path(path)
-    try:
-        text = path.read_text()
-    except (OSError, UnicodeDecodeError) as err:
-        raise SpecError(str(path), f"cannot read: {getattr(err, 'strerror', None) or err}") from None
-    try:
-        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (yaml.YAMLError, json.JSONDecodeError) as err:
-        where = getattr(err, "problem_mark", None)
-        line = f" at line {where.line + 1}" if where is not None else ""
-        kind = "JSON" if path.suffix == ".json" else "YAML"
-        raise SpecError(str(path), f"malformed {kind}{line}: {getattr(err, 'problem', None) or err}") from None
+    data = read_data(path, str(path), expected=ARCH_EXPECTED)
     if not isinstance(data, dict):
-        raise SpecError(str(path), "expected a mapping describing one architecture")
+        raise SpecError(str(path), f"expected {ARCH_EXPECTED}")
     return ArchSpec.from_dict(data, source=str(path))
 
 
 # ---- parsing ---------------------------------------------------------------------------------
-_TOP_KEYS = {"spec_version", "name", "layout", "input", "stem", "stages", "head", "tokens", "drop_path_rate"}
+_TOP_KEYS = ("spec_version", "name", "layout", "input", "stem", "stages", "head", "tokens", "drop_path_rate")
 
 
 def _parse(data: Mapping[str, Any]) -> ArchSpec:
     if not isinstance(data, Mapping):
         raise SpecError("", "expected a mapping describing one architecture")
-    _no_unknown(data, _TOP_KEYS, "")
+    no_unknown(data, _TOP_KEYS, "")
     version = data.get("spec_version", SPEC_VERSION)
     if version != SPEC_VERSION:
         raise SpecError("spec_version", f"this archbench reads version {SPEC_VERSION}, got {version!r}")
@@ -199,28 +210,22 @@ def _parse(data: Mapping[str, Any]) -> ArchSpec:
     if layout not in ("pyramid", "isotropic"):
         raise SpecError("layout", f"expected 'pyramid' or 'isotropic', got {layout!r}")
 
-    raw_input = _mapping(data.get("input", {}), "input")
-    _no_unknown(raw_input, {"img_size", "in_chans", "num_classes"}, "input")
-    inp = InputSpec(
-        img_size=_positive_int(raw_input.get("img_size", 224), "input.img_size"),
-        in_chans=_positive_int(raw_input.get("in_chans", 3), "input.in_chans"),
-        num_classes=_non_negative_int(raw_input.get("num_classes", 1000), "input.num_classes"),
-    )
+    inp = InputSpec.from_dict(data.get("input", {}), "input")
 
     raw_stages = data.get("stages")
     if not isinstance(raw_stages, list) or not raw_stages:
         raise SpecError("stages", "expected a non-empty list of stages")
-    first_dim = _positive_int(_mapping(raw_stages[0], "stages[0]").get("dim"), "stages[0].dim")
+    first_dim = integer(mapping(raw_stages[0], "stages[0]").get("dim"), "stages[0].dim", minimum=1)
     stem = _layer(data.get("stem"), "stem", "stem", layout, dim=first_dim)
 
     stages: list[StageSpec] = []
     prev_dim = first_dim
     for i, raw in enumerate(raw_stages):
         path = f"stages[{i}]"
-        raw = _mapping(raw, path)
-        _no_unknown(raw, {"depth", "dim", "block", "downsample"}, path)
-        depth = _positive_int(raw.get("depth"), f"{path}.depth")
-        dim = _positive_int(raw.get("dim"), f"{path}.dim")
+        raw = mapping(raw, path)
+        no_unknown(raw, ("depth", "dim", "block", "downsample"), path)
+        depth = integer(raw.get("depth"), f"{path}.depth", minimum=1)
+        dim = integer(raw.get("dim"), f"{path}.dim", minimum=1)
         block = _layer(raw.get("block"), "block", f"{path}.block", layout, dim=dim)
         raw_down = raw.get("downsample")
         downsample = None
@@ -237,12 +242,12 @@ def _parse(data: Mapping[str, Any]) -> ArchSpec:
 
     tokens = None
     if layout == "isotropic":
-        raw_tokens = _mapping(data.get("tokens", {}), "tokens")
-        _no_unknown(raw_tokens, {"cls_token", "pos_embed", "cls_token_stage"}, "tokens")
+        raw_tokens = mapping(data.get("tokens", {}), "tokens")
+        no_unknown(raw_tokens, ("cls_token", "pos_embed", "cls_token_stage"), "tokens")
         tokens = TokenSpec(
-            cls_token=_bool(raw_tokens.get("cls_token", True), "tokens.cls_token"),
-            pos_embed=_bool(raw_tokens.get("pos_embed", True), "tokens.pos_embed"),
-            cls_token_stage=_non_negative_int(raw_tokens.get("cls_token_stage", 0), "tokens.cls_token_stage"),
+            cls_token=boolean(raw_tokens.get("cls_token", True), "tokens.cls_token"),
+            pos_embed=boolean(raw_tokens.get("pos_embed", True), "tokens.pos_embed"),
+            cls_token_stage=integer(raw_tokens.get("cls_token_stage", 0), "tokens.cls_token_stage", minimum=0),
         )
         if tokens.cls_token_stage > len(stages):
             raise SpecError("tokens.cls_token_stage", f"there are only {len(stages)} stages")
@@ -270,47 +275,16 @@ def _layer(raw: Any, kind: str, path: str, layout: str, *, dim: int) -> LayerSpe
         raise SpecError(path, f"missing: a {kind} is required ({{type: NAME, params: {{...}}}})")
     if isinstance(raw, str):
         raw = {"type": raw}
-    raw = _mapping(raw, path)
-    _no_unknown(raw, {"type", "params"}, path)
+    raw = mapping(raw, path)
+    no_unknown(raw, ("type", "params"), path)
     type_name = raw.get("type")
     if not isinstance(type_name, str):
         raise SpecError(f"{path}.type", f"expected the name of a registered {kind}")
     info = lookup(kind, type_name, f"{path}.type")  # type: ignore[arg-type]
     if layout not in info.layouts:
         raise SpecError(f"{path}.type", f"{kind} '{type_name}' does not fit a {layout} layout")
-    params = info.resolve(_mapping(raw.get("params", {}) or {}, f"{path}.params"), f"{path}.params", dim=dim)
+    params = info.resolve(mapping(raw.get("params", {}) or {}, f"{path}.params"), f"{path}.params", dim=dim)
     return LayerSpec(type=type_name, params=params)
-
-
-def _mapping(value: Any, path: str) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
-        raise SpecError(path, f"expected a mapping, got {type(value).__name__}")
-    return value
-
-
-def _no_unknown(raw: Mapping[str, Any], allowed: set[str], path: str) -> None:
-    for key in raw:
-        if key not in allowed:
-            prefix = f"{path}." if path else ""
-            raise SpecError(f"{prefix}{key}", f"unknown key (allowed: {', '.join(sorted(allowed))})")
-
-
-def _positive_int(value: Any, path: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise SpecError(path, f"expected an integer >= 1, got {value!r}")
-    return value
-
-
-def _non_negative_int(value: Any, path: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise SpecError(path, f"expected an integer >= 0, got {value!r}")
-    return value
-
-
-def _bool(value: Any, path: str) -> bool:
-    if not isinstance(value, bool):
-        raise SpecError(path, f"expected true or false, got {value!r}")
-    return value
 
 
 def _plain(params: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """The `archbench` command: parse arguments, call the library, print with rich.
 
-Each subcommand lives in its own module exposing ``register(subparsers)``; bad input of any kind
-ends as one line on stderr and exit status 2 (``--debug`` shows the traceback instead).
+Each subcommand lives in its own module exposing ``register(subparsers)``; bad input (a UserError)
+ends as one line on stderr and exit status 2 (``--debug`` shows the traceback); a bug keeps its traceback.
 """
 from __future__ import annotations
 
@@ -11,13 +11,18 @@ import sys
 import warnings
 from typing import Sequence
 
+from archbench.errors import UserError
 from archbench.registry import SpecError
 
 # Subcommand modules, in the order `archbench --help` lists them.
 SUBCOMMANDS = ("profile", "zoo", "reproduce", "spaces", "search", "report")
 
+# What the user can fix, reported in one line with exit status 2. SpecError is listed until it
+# derives from UserError (archbench/registry.py); any other exception is a bug and keeps its traceback.
+USER_ERRORS: tuple[type[BaseException], ...] = (UserError, SpecError, FileNotFoundError)
 
-class UsageError(Exception):
+
+class UsageError(UserError):
     """Bad input the user can fix (an option, a file, a name): reported in one line, exit 2."""
 
 
@@ -65,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("archbench: interrupted", file=sys.stderr)
         return 130
-    except (UsageError, SpecError, FileNotFoundError, ValueError) as err:
+    except USER_ERRORS as err:
         if args.debug:
             raise
         print(f"archbench: error: {_one_line(str(err))}", file=sys.stderr)

@@ -38,7 +38,7 @@ def _cell(published: str | None, measured: float, delta: float | None, ok: bool 
 
 def run(args: argparse.Namespace) -> int:
     from archbench import zoo
-    from archbench.zoo.reproduce import reproduce
+    from archbench.measure.reproduce import reproduce
 
     quiet_libraries()
     known = zoo.names()

@@ -59,7 +59,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _options_from(args: argparse.Namespace) -> tuple["SearchOptions", set[str]]:  # noqa: F821
     from archbench.search.options import SearchOptions, parse_objectives
-    from archbench.space._constraints import _quantity
+    from archbench.quantity import parse_quantity as _quantity
 
     names = {f.name for f in fields(SearchOptions)}
     given = {k: v for k, v in vars(args).items() if k in names}

@@ -112,9 +112,9 @@ def run_spaces(args: argparse.Namespace) -> int:
 
 
 def _short(value: float) -> str:
-    from archbench.space import fmt_quantity
+    from archbench.quantity import format_quantity
 
-    return fmt_quantity(value).replace(" ", "")
+    return format_quantity(value).replace(" ", "")
 
 
 # ---- archbench space show --------------------------------------------------------------------

@@ -105,7 +105,7 @@ def count_macs(model: nn.Module, img_size: int | tuple[int, int], *, batch_size:
 
     Example:
         >>> count_macs(archbench.build("deit_s"), 224).total
-        4607...
+        4608338304
     """
     h, w = (img_size, img_size) if isinstance(img_size, int) else img_size
     was_training = model.training

@@ -1,7 +1,7 @@
 """`profile`: parameters, audited MACs, latency and memory of one architecture, with provenance.
 
 Accepts an ArchSpec, a zoo name, a spec file, ``timm:MODEL`` (any timm model, built without
-weights) or an ``nn.Module``; the CLI's `archbench profile` and the search share it.
+weights) or an ``nn.Module``; params and MACs come from ``arch_cost`` (``module_cost`` without a spec).
 """
 from __future__ import annotations
 
@@ -11,10 +11,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from archbench.measure.cost import arch_cost, module_cost
 from archbench.measure.latency import DTYPES, Latency, measure_latency
-from archbench.measure.macs import count_macs
 from archbench.measure.memory import Memory, measure_memory
-from archbench.measure.params import count_params
 from archbench.measure.provenance import provenance
 from archbench.registry import SpecError
 from archbench.spec import ArchSpec
@@ -55,15 +54,23 @@ class Profile:
 
 def resolve_model(target: ArchSpec | nn.Module | str, *, img_size: int | None = None) -> tuple[str, nn.Module, int, str | None]:
     """(name, model, img_size, arch hash) for any accepted target; bad names raise SpecError."""
-    from archbench.builder import build, load_arch
+    from archbench.builder import build
+
+    name, arch, model, size = _resolve(target, img_size)
+    return name, model if model is not None else build(arch, img_size=size), size, arch.hash if arch else None
+
+
+def _resolve(target: ArchSpec | nn.Module | str, img_size: int | None) -> tuple[str, ArchSpec | None, nn.Module | None, int]:
+    # An ArchSpec is not built here: its cost comes from arch_cost, a model only when it is timed.
+    from archbench.builder import load_arch
 
     if isinstance(target, nn.Module):
-        return type(target).__name__, target, img_size or 224, None
+        return type(target).__name__, None, target, img_size or 224
     if isinstance(target, str) and target.startswith("timm:"):
-        return _timm_model(target[len("timm:"):], img_size)
+        name, model, size, _ = _timm_model(target[len("timm:"):], img_size)
+        return name, None, model, size
     arch = load_arch(target) if isinstance(target, str) else target
-    size = img_size or arch.input.img_size
-    return arch.name, build(arch, img_size=size), size, arch.hash
+    return arch.name, arch, None, img_size or arch.input.img_size
 
 
 def _timm_model(name: str, img_size: int | None) -> tuple[str, nn.Module, int, None]:
@@ -115,9 +122,14 @@ def profile(
     check_device(device)
     if dtype not in DTYPES:
         raise SpecError("--dtype", f"expected one of {', '.join(DTYPES)}, got '{dtype}'")
-    name, model, size, arch_hash = resolve_model(target, img_size=img_size)
-    macs = count_macs(model, size)  # per image; MACs scale linearly with batch
+    name, arch, model, size = _resolve(target, img_size)
+    # Per image: MACs scale linearly with batch.
+    cost = arch_cost(arch, img_size=size, audited=True) if arch is not None else module_cost(model, size)  # type: ignore[arg-type]
     lat = mem = None
+    if (latency or memory) and model is None:
+        from archbench.builder import build
+
+        model = build(arch, img_size=size)  # type: ignore[arg-type]
     if latency:
         lat = measure_latency(model, size, batch_size=batch_size, device=device, dtype=dtype, threads=threads)
     if memory:
@@ -125,13 +137,13 @@ def profile(
     return Profile(
         name=name,
         img_size=size,
-        params=count_params(model),
-        macs=macs.total,
-        flops_counter=macs.counter,
-        uncounted_ops=macs.uncounted_ops,
-        ignored_ops=macs.ignored_ops,
+        params=cost.params,
+        macs=cost.macs,
+        flops_counter=cost.counter,
+        uncounted_ops=dict(cost.uncounted_ops),
+        ignored_ops=dict(cost.ignored_ops),
         latency=lat,
         memory=mem,
         provenance=provenance(device, lat.threads if lat else threads),
-        arch_hash=arch_hash,
+        arch_hash=arch.hash if arch is not None else None,
     )

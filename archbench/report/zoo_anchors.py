@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import platform
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
+
+from archbench.cache import cache_dir, read_json, write_json
+from archbench.errors import UserError
 
 # Well-known presets a searched model is usually compared with, by layout of the space searched.
 # Pyramid: the tiny (~4 GMACs) models of the seed papers plus two light ones for the low end.
@@ -63,21 +64,13 @@ def default_anchors(layouts: Sequence[str]) -> list[str]:
 
 
 def check_names(names: Sequence[str]) -> None:
-    """Raises ValueError naming the first unknown preset (with the closest known name)."""
+    """Raises UserError naming the first unknown preset (with the closest known name)."""
     from archbench import zoo
 
     known = set(zoo.names())
     for name in names:
         if name not in known:
-            raise ValueError(f"--with-zoo: unknown zoo preset '{name}' ({zoo.suggest(name)})")
-
-
-def cache_dir() -> Path:
-    """``$ARCHBENCH_CACHE_DIR``, else ``$XDG_CACHE_HOME/archbench``, else ``~/.cache/archbench``."""
-    if os.environ.get("ARCHBENCH_CACHE_DIR"):
-        return Path(os.environ["ARCHBENCH_CACHE_DIR"])
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "archbench"
+            raise UserError(f"--with-zoo: unknown zoo preset '{name}' ({zoo.suggest(name)})")
 
 
 def machine_key(device: str = "cpu") -> tuple[str, dict[str, str]]:
@@ -113,10 +106,10 @@ def measure_anchors(
 
     Example:
         >>> [a.macs for a in measure_anchors(["deit_ti"], img_size=224)]
-        [1258219200]
+        [1258411200]
     """
     from archbench import zoo
-    from archbench.measure import profile
+    from archbench.measure import arch_cost, profile
 
     check_names(names)
     device = latency.device if latency else "cpu"
@@ -133,18 +126,19 @@ def measure_anchors(
         if not entry or need_latency:
             if progress:
                 progress(f"measuring zoo preset {name} at {img_size} px{' with latency' if latency else ''} (cached afterwards)")
-            measured = profile(
-                arch,
-                img_size=img_size,
-                latency=latency is not None,
-                memory=False,
-                batch_size=latency.batch_size if latency else 1,
-                device=device,
-                threads=latency.threads if latency else None,
-                dtype=latency.dtype if latency else "float32",
-            )
-            entry = {"params": measured.params, "macs": measured.macs, "latency": dict(entry.get("latency", {}))}
-            if measured.latency is not None and latency is not None:
+            cost = arch_cost(arch, img_size=img_size, audited=True)
+            entry = {"params": cost.params, "macs": cost.macs, "latency": dict(entry.get("latency", {}))}
+            if latency is not None:
+                measured = profile(
+                    arch,
+                    img_size=img_size,
+                    memory=False,
+                    batch_size=latency.batch_size,
+                    device=device,
+                    threads=latency.threads,
+                    dtype=latency.dtype,
+                )
+                assert measured.latency is not None  # profile times by default
                 entry["latency"][latency.key()] = {
                     "median": measured.latency.median,
                     "p90": measured.latency.p90,
@@ -175,19 +169,13 @@ def measure_anchors(
 
 
 def _read_cache(path: Path) -> dict[str, Any]:
+    data = read_json(path)
     try:
-        data = json.loads(path.read_text())
-        return dict(data["entries"])
-    except (OSError, ValueError, KeyError, TypeError):
+        return dict(data["entries"])  # type: ignore[index]
+    except (KeyError, TypeError, ValueError):
         return {}  # no cache yet, or one from a broken write: measure again
 
 
 def _write_cache(path: Path, machine: dict[str, str], entries: dict[str, Any]) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".zoo-", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "w") as fh:
-            json.dump({"machine": machine, "entries": entries}, fh, indent=1, sort_keys=True)
-        os.replace(tmp, path)
-    except OSError:
-        pass  # a read-only cache only costs the next report the measurement
+    # A read-only cache only costs the next report the measurement.
+    write_json(path, {"machine": machine, "entries": entries}, indent=1)

@@ -1,6 +1,6 @@
-"""Reading space files: safe YAML only, duplicate keys refused, `extends` resolved by deep merge.
+"""Reading space files: `extends` resolved by deep merge, each key path remembering its file.
 
-Every error names the file and the key path; nothing in a space file is ever executed.
+Parsing (safe YAML, the same protections as architecture files) is ``archbench._yaml``'s job.
 """
 from __future__ import annotations
 
@@ -9,46 +9,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from archbench._yaml import read_data
 from archbench.registry import SpecError
 
-MAX_BYTES = 1 << 20  # a search space is a page of YAML, not a data set
-MAX_NODES = 100_000  # after aliases are expanded: refuses "billion laughs" files
-
-
-class _SpaceLoader(yaml.SafeLoader):
-    """SafeLoader that reads ``1e-6`` as a float (YAML 1.1 wants ``1.0e-6``) and refuses duplicate keys."""
-
-
-# Resolver for floats written without a dot (6e9, 1e-6); YAML 1.1 would read them as strings.
-_SpaceLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    __import__("re").compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
-    list("-+0123456789"),
-)
-
-
-def _construct_mapping(loader: _SpaceLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-    loader.flatten_mapping(node)
-    seen: dict[Any, int] = {}
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        try:
-            hash(key)
-        except TypeError:
-            raise yaml.constructor.ConstructorError(
-                None, None, "a mapping key must be a plain name", key_node.start_mark
-            ) from None
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key '{key}' (first at line {seen[key] + 1})", key_node.start_mark
-            )
-        seen[key] = key_node.start_mark.line
-    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
-
-
-_SpaceLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+SPACE_EXPECTED = "a search-space mapping"
 
 
 @dataclass
@@ -68,68 +32,9 @@ class Document:
         return self.file
 
 
-def parse_text(text: str, source: str) -> Any:
-    """YAML text -> plain data, with one-line errors that name ``source`` and the line."""
-    if "\x00" in text:
-        raise SpecError(source, "not a text file (it contains NUL bytes)")
-    if not text.strip():
-        raise SpecError(source, "empty file: expected a search-space mapping")
-    try:
-        data = yaml.load(text, Loader=_SpaceLoader)  # noqa: S506 - _SpaceLoader is a SafeLoader
-    except yaml.constructor.ConstructorError as err:
-        raise SpecError(source, _constructor_message(err)) from None
-    except RecursionError:
-        raise SpecError(source, "malformed YAML: nested too deeply") from None
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        line = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-        raise SpecError(source, f"malformed YAML{line}: {problem}") from None
-    if data is None:
-        raise SpecError(source, "empty file (only comments): expected a search-space mapping")
-    if _count_nodes(data, MAX_NODES) > MAX_NODES:
-        raise SpecError(source, f"more than {MAX_NODES} values once YAML aliases are expanded: not a search space")
-    return data
-
-
-def _count_nodes(data: Any, limit: int) -> int:
-    # Iterative and stopping at the limit, so an alias bomb costs at most `limit` steps.
-    count, stack = 0, [data]
-    while stack and count <= limit:
-        node = stack.pop()
-        count += 1
-        if isinstance(node, dict):
-            stack.extend(node.keys())
-            stack.extend(node.values())
-        elif isinstance(node, list):
-            stack.extend(node)
-    return count
-
-
-def _constructor_message(err: yaml.constructor.ConstructorError) -> str:
-    mark = err.problem_mark
-    line = f" at line {mark.line + 1}" if mark is not None else ""
-    problem = err.problem or ""
-    if "could not determine a constructor for the tag" in problem:
-        tag = problem.split("tag", 1)[1].strip().strip("'")
-        return f"YAML tag {tag}{line} is not allowed: space files are plain data (nothing is executed)"
-    return f"malformed YAML{line}: {problem}"
-
-
 def read_file(path: Path, display: str) -> Any:
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise SpecError(display, "no such file") from None
-    except OSError as err:
-        raise SpecError(display, f"cannot read: {err.strerror or err}") from None
-    if len(raw) > MAX_BYTES:
-        raise SpecError(display, f"file is {len(raw)} bytes; a space file must stay under {MAX_BYTES} bytes")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise SpecError(display, f"not a UTF-8 text file (byte {err.start} is {raw[err.start]:#04x}; binary?)") from None
-    return parse_text(text, display)
+    """One space file as plain data, through the loader architecture files share."""
+    return read_data(path, display, expected=SPACE_EXPECTED)
 
 
 def load_document(path: Path, display: str, *, resolve_name: Any, _chain: tuple[tuple[str, str], ...] = ()) -> Document:

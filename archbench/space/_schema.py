@@ -12,7 +12,9 @@ import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from archbench._validate import closest, describe, mapping, no_unknown
 from archbench.registry import Param, SpecError, lookup, names
+from archbench.spec import InputSpec
 from archbench.space._constraints import Constraints, parse_constraints
 from archbench.space._values import (
     BUILTIN_NAMES,
@@ -38,13 +40,8 @@ TOKEN_KEYS = ("cls_token", "pos_embed", "cls_token_stage")
 _LABEL = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-@dataclass(frozen=True)
-class Target:
-    """What every sample is built for: input size, input channels and classes."""
-
-    img_size: int = 224
-    num_classes: int = 1000
-    in_chans: int = 3
+# What every sample is built for (input size, channels, classes): an ArchSpec's own input.
+Target = InputSpec
 
 
 @dataclass(frozen=True)
@@ -116,18 +113,18 @@ class SpaceTree:
 # ---- parsing ---------------------------------------------------------------------------------
 def parse_tree(data: Mapping[str, Any], default_name: str) -> SpaceTree:
     """Validate a merged space mapping and expand it into a SpaceTree (errors carry key paths)."""
-    _no_unknown(data, TOP_KEYS, "")
+    no_unknown(data, TOP_KEYS, "")
     name = data.get("name", default_name)
     if not isinstance(name, str) or not _LABEL.match(name.replace("-", "_")):
         raise SpecError("name", f"expected a short name (letters, digits, _ or -), got {name!r}")
     description = data.get("description", "")
     if not isinstance(description, str):
-        raise SpecError("description", f"expected text, got {_kind(description)}")
+        raise SpecError("description", f"expected text, got {describe(description)}")
     if "layout" not in data:
         raise SpecError("layout", "required: 'pyramid' (stages at falling resolution) or 'isotropic' (one trunk)")
     layout = data["layout"]
     if layout not in ("pyramid", "isotropic"):
-        raise SpecError("layout", f"expected 'pyramid' or 'isotropic', got {_kind(layout)}")
+        raise SpecError("layout", f"expected 'pyramid' or 'isotropic', got {describe(layout)}")
     target = _parse_target(data.get("target", {}))
     constraints = parse_constraints(data.get("constraints"), "constraints")
 
@@ -181,15 +178,8 @@ def parse_tree(data: Mapping[str, Any], default_name: str) -> SpaceTree:
 
 
 def _parse_target(raw: Any) -> Target:
-    raw = _mapping(raw, "target")
-    _no_unknown(raw, ("img_size", "num_classes", "in_chans"), "target")
-    values = {}
-    for key, default, minimum in (("img_size", 224, 1), ("num_classes", 1000, 1), ("in_chans", 3, 1)):
-        value = raw.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise SpecError(f"target.{key}", f"expected an integer >= {minimum}, got {_kind(value)}")
-        values[key] = value
-    return Target(**values)
+    # A searched model is trained, so it needs a classifier: at least one class.
+    return InputSpec.from_dict(raw, "target", min_classes=1)
 
 
 class _Scope:
@@ -212,7 +202,7 @@ class _Scope:
 
 
 def _parse_vars(raw: Any, scope: _Scope) -> tuple[tuple[str, Value], ...]:
-    raw = _mapping(raw, "vars")
+    raw = mapping(raw, "vars")
     out = []
     for key, value in raw.items():
         path = f"vars.{key}"
@@ -228,8 +218,8 @@ def _parse_vars(raw: Any, scope: _Scope) -> tuple[tuple[str, Value], ...]:
 
 
 def _parse_tokens(raw: Any, num_stages: int, scope: _Scope) -> tuple[tuple[str, Value], ...]:
-    raw = _mapping(raw, "tokens")
-    _no_unknown(raw, TOKEN_KEYS, "tokens")
+    raw = mapping(raw, "tokens")
+    no_unknown(raw, TOKEN_KEYS, "tokens")
     defaults = {"cls_token": True, "pos_embed": True, "cls_token_stage": 0}
     out = []
     for key in TOKEN_KEYS:
@@ -239,9 +229,9 @@ def _parse_tokens(raw: Any, num_stages: int, scope: _Scope) -> tuple[tuple[str, 
         for value in node.finite_values() or []:
             if key == "cls_token_stage":
                 if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= num_stages:
-                    raise SpecError(path, f"expected a stage index 0..{num_stages} (0: before the first stage), got {_kind(value)}")
+                    raise SpecError(path, f"expected a stage index 0..{num_stages} (0: before the first stage), got {describe(value)}")
             elif not isinstance(value, bool):
-                raise SpecError(path, f"expected true or false, got {_kind(value)}")
+                raise SpecError(path, f"expected true or false, got {describe(value)}")
         out.append((key, node))
     return tuple(out)
 
@@ -252,14 +242,14 @@ def _parse_stages(raw: Any, layout: str, scope: _Scope) -> tuple[StageNode, ...]
         default: Mapping[str, Any] = {}
         entries, entries_path = raw, "stages"
     elif isinstance(raw, Mapping):
-        _no_unknown(raw, ("default", "list"), "stages")
-        default = _mapping(raw.get("default", {}), "stages.default")
-        _no_unknown(default, STAGE_KEYS, "stages.default")
+        no_unknown(raw, ("default", "list"), "stages")
+        default = mapping(raw.get("default", {}), "stages.default")
+        no_unknown(default, STAGE_KEYS, "stages.default")
         if "list" not in raw:
             raise SpecError("stages.list", "required: one entry per stage ({} takes the default; repeat: N for N stages)")
         entries, entries_path = raw["list"], "stages.list"
     else:
-        raise SpecError("stages", f"expected a list of stages or {{default: ..., list: [...]}}, got {_kind(raw)}")
+        raise SpecError("stages", f"expected a list of stages or {{default: ..., list: [...]}}, got {describe(raw)}")
     if not isinstance(entries, list) or not entries:
         raise SpecError(entries_path, "expected a non-empty list of stages")
 
@@ -271,11 +261,11 @@ def _parse_stages(raw: Any, layout: str, scope: _Scope) -> tuple[StageNode, ...]
     stages: list[StageNode] = []
     for i, entry in enumerate(entries):
         path = f"{entries_path}[{i}]"
-        entry = _mapping({} if entry is None else entry, path)
-        _no_unknown(entry, ENTRY_KEYS, path)
+        entry = mapping({} if entry is None else entry, path)
+        no_unknown(entry, ENTRY_KEYS, path)
         repeat = entry.get("repeat", 1)
         if isinstance(repeat, bool) or not isinstance(repeat, int) or repeat < 1:
-            raise SpecError(f"{path}.repeat", f"expected an integer >= 1, got {_kind(repeat)}")
+            raise SpecError(f"{path}.repeat", f"expected an integer >= 1, got {describe(repeat)}")
         for _ in range(repeat):
             number = len(stages) + 1
             stages.append(_stage(entry, default, default_block, default_down, path, number, layout, scope))
@@ -362,7 +352,7 @@ def _positive(value: Value, path: str, *, minimum: int, maximum: int) -> Value:
     literals = [] if isinstance(value, IntRange) else (value.finite_values() or [])
     for v in literals:
         if isinstance(v, bool) or not isinstance(v, int):
-            raise SpecError(path, f"expected an integer, got {_kind(v)}")
+            raise SpecError(path, f"expected an integer, got {describe(v)}")
         if v < minimum:
             extra = " (depth 0 leaves an isotropic stage out; a pyramid stage needs depth >= 1)" if v == 0 and minimum == 1 and "depth" in path else ""
             raise SpecError(path, f"must be >= {minimum}, got {v}{extra}")
@@ -371,7 +361,7 @@ def _positive(value: Value, path: str, *, minimum: int, maximum: int) -> Value:
     if isinstance(value, Derived) and value.operand is not None:
         for v in value.operand.finite_values() or []:
             if not isinstance(v, (int, float)) or isinstance(v, bool):
-                raise SpecError(path, f"expected numbers, got {_kind(v)}")
+                raise SpecError(path, f"expected numbers, got {describe(v)}")
     return value
 
 
@@ -393,7 +383,7 @@ def _raw_layer(raw: Any, path: str, *, inherited: list[_RawAlt] | None = None) -
         return [_raw_alt(raw, path)]
     if raw is None:
         raise SpecError(path, "expected a layer: a type name, {type: ..., params: ...} or {choice: [...]}")
-    raw = _mapping(raw, path)
+    raw = mapping(raw, path)
     modifiers = [k for k in raw if k in MODIFIER_KEYS]
     if modifiers:
         others = [k for k in raw if k not in MODIFIER_KEYS]
@@ -403,10 +393,10 @@ def _raw_layer(raw: Any, path: str, *, inherited: list[_RawAlt] | None = None) -
             raise SpecError(f"{path}.{modifiers[0]}", "exclude/only/override change inherited alternatives; there is no default layer here")
         return _modify(inherited, raw, path)
     if "choice" in raw:
-        _no_unknown(raw, ("choice",), path)
+        no_unknown(raw, ("choice",), path)
         options = raw["choice"]
         if not isinstance(options, list):
-            raise SpecError(f"{path}.choice", f"expected a list of alternatives, got {_kind(options)}")
+            raise SpecError(f"{path}.choice", f"expected a list of alternatives, got {describe(options)}")
         if not options:
             raise SpecError(f"{path}.choice", "empty choice: give at least one alternative")
         alternatives = [_raw_alt(option, f"{path}.choice[{i}]") for i, option in enumerate(options)]
@@ -425,15 +415,15 @@ def _raw_layer(raw: Any, path: str, *, inherited: list[_RawAlt] | None = None) -
 def _raw_alt(raw: Any, path: str) -> _RawAlt:
     if isinstance(raw, str):
         raw = {"type": raw}
-    raw = _mapping(raw, path)
-    _no_unknown(raw, LAYER_KEYS, path)
+    raw = mapping(raw, path)
+    no_unknown(raw, LAYER_KEYS, path)
     type_name = raw.get("type")
     if not isinstance(type_name, str) or not type_name:
-        raise SpecError(f"{path}.type", f"required: the name of a registered layer, got {_kind(type_name)}")
+        raise SpecError(f"{path}.type", f"required: the name of a registered layer, got {describe(type_name)}")
     label = raw.get("label", type_name)
     if not isinstance(label, str) or not _LABEL.match(label):
-        raise SpecError(f"{path}.label", f"expected a name of letters, digits and _, got {_kind(label)}")
-    params = _mapping(raw.get("params", {}) or {}, f"{path}.params")
+        raise SpecError(f"{path}.label", f"expected a name of letters, digits and _, got {describe(label)}")
+    params = mapping(raw.get("params", {}) or {}, f"{path}.params")
     return _RawAlt(label, type_name, tuple((k, v, f"{path}.params.{k}") for k, v in params.items()), path)
 
 
@@ -444,10 +434,10 @@ def _modify(inherited: list[_RawAlt], raw: Mapping[str, Any], path: str) -> list
     def check_labels(key: str) -> list[str]:
         value = raw[key]
         if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
-            raise SpecError(f"{path}.{key}", f"expected a non-empty list of alternative labels, got {_kind(value)}")
+            raise SpecError(f"{path}.{key}", f"expected a non-empty list of alternative labels, got {describe(value)}")
         for i, label in enumerate(value):
             if label not in labels:
-                raise SpecError(f"{path}.{key}[{i}]", f"no alternative '{label}' in the default{_closest(label, labels)}")
+                raise SpecError(f"{path}.{key}[{i}]", f"no alternative '{label}' in the default{closest(label, labels)}")
         return value
 
     if "only" in raw:
@@ -459,12 +449,12 @@ def _modify(inherited: list[_RawAlt], raw: Mapping[str, Any], path: str) -> list
     if not alternatives:
         raise SpecError(path, "exclude/only leave no alternative")
     if "override" in raw:
-        override = _mapping(raw["override"], f"{path}.override")
+        override = mapping(raw["override"], f"{path}.override")
         current = [a.label for a in alternatives]
         for label, params in override.items():
             if label not in current:
-                raise SpecError(f"{path}.override.{label}", f"no alternative '{label}' here{_closest(str(label), current)}")
-            params = _mapping(params, f"{path}.override.{label}")
+                raise SpecError(f"{path}.override.{label}", f"no alternative '{label}' here{closest(str(label), current)}")
+            params = mapping(params, f"{path}.override.{label}")
             index = current.index(label)
             alt = alternatives[index]
             merged = {k: (v, p) for k, v, p in alt.params}
@@ -489,7 +479,7 @@ def _finish_alt(raw: _RawAlt, kind: str, layout: str, scope: _Scope, builtins: s
     for key, value, path in raw.params:
         if key not in schema:
             known = list(schema)
-            hint = _closest(str(key), known) if known else f" ({kind} '{raw.type}' has no parameters)"
+            hint = closest(str(key), known) if known else f" ({kind} '{raw.type}' has no parameters)"
             raise SpecError(path, f"unknown parameter of {kind} '{raw.type}'{hint}")
         node = parse_value(value, path)
         scope.check(node, builtins)
@@ -531,33 +521,3 @@ def _type_name(param: Param) -> str:
 
 def _param_help(param: Param) -> str:
     return f" ({param.help})" if param.help else ""
-
-
-# ---- helpers ---------------------------------------------------------------------------------
-def _mapping(value: Any, path: str) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
-        raise SpecError(path, f"expected a mapping, got {_kind(value)}")
-    return value
-
-
-def _no_unknown(raw: Mapping[str, Any], allowed: tuple[str, ...], path: str) -> None:
-    for key in raw:
-        if key not in allowed:
-            full = f"{path}.{key}" if path else str(key)
-            raise SpecError(full, f"unknown key{_closest(str(key), list(allowed))}")
-
-
-def _closest(name: str, options: list[str]) -> str:
-    match = difflib.get_close_matches(name, options, n=1)
-    return f" (did you mean '{match[0]}'?)" if match else f" (valid: {', '.join(options)})"
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "nothing (null)"
-    if isinstance(value, Mapping):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    return f"{type(value).__name__} {value!r}"
-

@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Mapping, Protocol, Sequence
 
+from archbench._validate import describe
 from archbench.registry import SpecError
 
 # Names a derived value may read besides the space's `vars`: the stage's own width and depth, its
@@ -355,22 +356,12 @@ def _check_literal(raw: Any, path: str) -> None:
     if isinstance(raw, list):
         for i, item in enumerate(raw):
             if isinstance(item, (list, Mapping)) or item is None:
-                raise SpecError(f"{path}[{i}]", f"expected a number, string or true/false, got {_kind(item)}")
+                raise SpecError(f"{path}[{i}]", f"expected a number, string or true/false, got {describe(item)}")
         return
     if not isinstance(raw, (bool, int, float, str)):
-        raise SpecError(path, f"expected a number, string, true/false or list, got {_kind(raw)}")
+        raise SpecError(path, f"expected a number, string, true/false or list, got {describe(raw)}")
     if isinstance(raw, float) and not math.isfinite(raw):
         raise SpecError(path, f"expected a finite number, got {raw}")
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "nothing (null)"
-    if isinstance(value, Mapping):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    return f"{type(value).__name__} {value!r}"
 
 
 def _parse_mapping(raw: Mapping[str, Any], path: str, allow_derived: bool) -> Value:
@@ -399,7 +390,7 @@ def _parse_mapping(raw: Mapping[str, Any], path: str, allow_derived: bool) -> Va
 
 def _parse_choice(options: Any, path: str) -> Choice:
     if not isinstance(options, list):
-        raise SpecError(f"{path}.choice", f"expected a list of options, got {_kind(options)}")
+        raise SpecError(f"{path}.choice", f"expected a list of options, got {describe(options)}")
     if not options:
         raise SpecError(f"{path}.choice", "empty choice: give at least one option")
     for i, option in enumerate(options):
@@ -412,13 +403,13 @@ def _parse_choice(options: Any, path: str) -> Choice:
 
 def _bounds(raw: Any, path: str, kind: str) -> tuple[Any, Any]:
     if not isinstance(raw, list) or len(raw) != 2:
-        raise SpecError(path, f"expected [low, high], got {_kind(raw)}")
+        raise SpecError(path, f"expected [low, high], got {describe(raw)}")
     lo, hi = raw
     check = _is_int if kind == "int" else _is_number
     for name, value in (("low", lo), ("high", hi)):
         if not check(value):
             what = "an integer" if kind == "int" else "a number"
-            raise SpecError(path, f"{name} bound must be {what}, got {_kind(value)}")
+            raise SpecError(path, f"{name} bound must be {what}, got {describe(value)}")
     if lo > hi:
         raise SpecError(path, f"reversed range [{format_literal(lo)}, {format_literal(hi)}]: low must be <= high")
     return lo, hi
@@ -428,7 +419,7 @@ def _parse_int(raw: Mapping[str, Any], path: str) -> IntRange:
     lo, hi = _bounds(raw["int"], f"{path}.int", "int")
     step = raw.get("step", 1)
     if not _is_int(step) or step < 1:
-        raise SpecError(f"{path}.step", f"expected an integer >= 1, got {_kind(step)}")
+        raise SpecError(f"{path}.step", f"expected an integer >= 1, got {describe(step)}")
     if (hi - lo) % step:
         raise SpecError(f"{path}.step", f"high - low ({hi - lo}) is not a multiple of step {step}")
     return IntRange(lo, hi, step, path)
@@ -438,11 +429,11 @@ def _parse_float(raw: Mapping[str, Any], path: str) -> FloatRange:
     lo, hi = _bounds(raw["float"], f"{path}.float", "float")
     log = raw.get("log", False)
     if not isinstance(log, bool):
-        raise SpecError(f"{path}.log", f"expected true or false, got {_kind(log)}")
+        raise SpecError(f"{path}.log", f"expected true or false, got {describe(log)}")
     step = raw.get("step")
     if step is not None:
         if not _is_number(step) or step <= 0:
-            raise SpecError(f"{path}.step", f"expected a number > 0, got {_kind(step)}")
+            raise SpecError(f"{path}.step", f"expected a number > 0, got {describe(step)}")
         if log:
             raise SpecError(f"{path}.step", "a log-scaled range has no step")
     if log and lo <= 0:
@@ -455,7 +446,7 @@ def _parse_float(raw: Mapping[str, Any], path: str) -> FloatRange:
 def _parse_derived(raw: Mapping[str, Any], path: str) -> Derived:
     source = raw["from"]
     if not isinstance(source, str) or not source:
-        raise SpecError(f"{path}.from", f"expected a name (dim, depth, stage, prev_dim or a var), got {_kind(source)}")
+        raise SpecError(f"{path}.from", f"expected a name (dim, depth, stage, prev_dim or a var), got {describe(source)}")
     ops = [k for k in OPERATIONS if k in raw]
     if len(ops) > 1:
         raise SpecError(path, f"give at most one operation, not {' and '.join(ops)}")
@@ -465,7 +456,7 @@ def _parse_derived(raw: Mapping[str, Any], path: str) -> Derived:
     if operation == "map":
         raw_table = raw["map"]
         if not isinstance(raw_table, Mapping) or not raw_table:
-            raise SpecError(f"{path}.map", f"expected a non-empty mapping from values of '{source}' to values, got {_kind(raw_table)}")
+            raise SpecError(f"{path}.map", f"expected a non-empty mapping from values of '{source}' to values, got {describe(raw_table)}")
         for key, value in raw_table.items():
             _check_literal(value, f"{path}.map.{key}")
         table = tuple(raw_table.items())
@@ -474,13 +465,13 @@ def _parse_derived(raw: Mapping[str, Any], path: str) -> Derived:
         values = operand.finite_values() or []
         for value in values:
             if not _is_number(value):
-                raise SpecError(f"{path}.{operation}", f"expected a number, got {_kind(value)}")
+                raise SpecError(f"{path}.{operation}", f"expected a number, got {describe(value)}")
             if operation == "divide" and value == 0:
                 raise SpecError(f"{path}.{operation}", "division by zero")
     rounding = raw.get("round")
     if rounding is not None:
         if rounding not in ROUNDINGS:
-            raise SpecError(f"{path}.round", f"expected one of {', '.join(ROUNDINGS)}, got {_kind(rounding)}")
+            raise SpecError(f"{path}.round", f"expected one of {', '.join(ROUNDINGS)}, got {describe(rounding)}")
         if operation in (None, "map"):
             raise SpecError(f"{path}.round", "round needs an arithmetic operation (multiply, divide, add, subtract)")
     return Derived(source, operation, operand, rounding, path, table)

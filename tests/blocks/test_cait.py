@@ -13,7 +13,7 @@ from archbench.registry import SpecError
 from archbench.spec import ArchSpec
 from archbench.zoo import get, published
 from archbench.zoo.cait import cait
-from archbench.zoo.tolerance import tolerance
+from archbench.measure.tolerance import tolerance
 
 
 def small() -> ArchSpec:

@@ -11,7 +11,7 @@ from archbench.measure.params import count_params_meta
 from archbench.spec import ArchSpec
 from archbench.zoo import get, published
 from archbench.zoo.cmt import cmt
-from archbench.zoo.tolerance import tolerance
+from archbench.measure.tolerance import tolerance
 
 PRESETS = ["cmt_ti", "cmt_xs", "cmt_s", "cmt_b"]
 

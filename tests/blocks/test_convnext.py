@@ -13,7 +13,7 @@ from archbench.measure.params import count_params
 from archbench.registry import SpecError
 from archbench.spec import ArchSpec
 from archbench.zoo import pyramid
-from archbench.zoo.tolerance import tolerance
+from archbench.measure.tolerance import tolerance
 
 
 def small_spec(kernel: int = 7, layer_scale: float = 1e-6) -> ArchSpec:

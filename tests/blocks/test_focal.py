@@ -15,7 +15,7 @@ from archbench.measure.params import count_params
 from archbench.registry import BlockContext, SpecError, lookup
 from archbench.spec import ArchSpec
 from archbench.zoo import get, published, pyramid
-from archbench.zoo.tolerance import tolerance
+from archbench.measure.tolerance import tolerance
 
 # Parameter counts of the release's FocalTransformer (classification/focal_transformer.py @57bb303)
 # built with the same configs: ours matches them to the parameter.

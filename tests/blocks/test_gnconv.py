@@ -16,7 +16,7 @@ from archbench.measure.params import count_params
 from archbench.registry import BlockContext, SpecError, lookup
 from archbench.spec import ArchSpec
 from archbench.zoo.hornet import hornet
-from archbench.zoo.tolerance import tolerance
+from archbench.measure.tolerance import tolerance
 
 PRESETS = ["hornet_t_7x7", "hornet_t_gf", "hornet_s_7x7", "hornet_s_gf", "hornet_b_7x7", "hornet_b_gf"]
 HEAVY = {"hornet_s_7x7", "hornet_s_gf", "hornet_b_7x7", "hornet_b_gf"}

@@ -15,7 +15,7 @@ from archbench.measure.macs import count_macs, count_macs_meta
 from archbench.measure.params import count_params
 from archbench.spec import ArchSpec
 from archbench.zoo.hire_mlp import hire_mlp
-from archbench.zoo.tolerance import tolerance
+from archbench.measure.tolerance import tolerance
 
 PRESETS = ["hire_mlp_t", "hire_mlp_s", "hire_mlp_b", "hire_mlp_l"]
 HEAVY = {"hire_mlp_b", "hire_mlp_l"}

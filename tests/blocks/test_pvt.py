@@ -10,7 +10,7 @@ from archbench.measure.macs import count_macs, count_macs_meta
 from archbench.measure.params import count_params_meta
 from archbench.spec import ArchSpec
 from archbench.zoo import get, published
-from archbench.zoo.tolerance import tolerance
+from archbench.measure.tolerance import tolerance
 
 PRESETS = ["pvt_ti", "pvt_s"]
 

@@ -15,7 +15,7 @@ from archbench.measure.macs import count_macs, count_macs_meta
 from archbench.measure.params import count_params
 from archbench.spec import ArchSpec
 from archbench.zoo import pyramid
-from archbench.zoo.tolerance import tolerance
+from archbench.measure.tolerance import tolerance
 
 PRESETS = ["regionvit_ti", "regionvit_s", "regionvit_m", "regionvit_b"]
 

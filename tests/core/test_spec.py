@@ -96,3 +96,42 @@ def test_load_arch_accepts_zoo_names_and_files(repo):
 def test_summary_names_stem_and_blocks():
     assert zoo.get("deit_s").summary() == "patchify | mhsa×12"
     assert json.loads(zoo.get("deit_s").to_json())["layout"] == "isotropic"
+
+
+# Space files whose fault lies in reading, not in the space language: architecture files share the loader.
+LOADER_CASES = (
+    "alias_bomb.yaml", "binary_garbage.yaml", "deep_nesting.yaml", "duplicate_key.yaml", "empty.yaml",
+    "latin1_text.yaml", "malformed_yaml.yaml", "nul_bytes.yaml", "only_comments.yaml", "python_name_tag.yaml",
+    "python_object_tag.yaml",
+)
+
+
+@pytest.mark.parametrize("name", LOADER_CASES)
+def test_architecture_files_get_the_space_loaders_protections(name, repo):
+    import yaml
+
+    bad = repo / "tests" / "fixtures" / "bad_spaces"
+    expected = yaml.safe_load((bad / "expected.yaml").read_text())[name]
+    with pytest.raises(SpecError) as err:
+        load_file(bad / name)
+    message = str(err.value)
+    assert name in message and "\n" not in message
+    for part in expected:
+        assert part in message
+
+
+def test_floats_without_a_dot_read_as_numbers_in_architecture_files(tmp_path):
+    data = zoo.get("convnext_t").to_dict()
+    text = ArchSpec.from_dict(data).to_yaml().replace("layer_scale: 1.0e-06", "layer_scale: 1e-6")
+    assert "layer_scale: 1e-6" in text
+    path = tmp_path / "convnext.yaml"
+    path.write_text(text)
+    assert load_file(path) == zoo.get("convnext_t")
+
+
+def test_a_space_target_is_an_architecture_input():
+    import archbench.space
+    from archbench.space import Target
+
+    assert Target is archbench.InputSpec
+    assert archbench.space.load("deit_ti").target == zoo.get("deit_ti").input

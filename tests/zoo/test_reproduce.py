@@ -5,8 +5,8 @@ import pytest
 
 from archbench import zoo
 from archbench.cli import main
-from archbench.zoo.reproduce import ReproRow, reproduce_one
-from archbench.zoo.tolerance import significant_digits, tolerance
+from archbench.measure.reproduce import ReproRow, reproduce_one
+from archbench.measure.tolerance import significant_digits, tolerance
 
 
 @pytest.mark.parametrize(("text", "digits"), [("25", 2), ("4.0", 2), ("0.65", 2), ("22.41", 4), ("59.9", 3), ("13.0", 3)])

@@ -13,7 +13,7 @@ import archbench
 from archbench import zoo
 from archbench.measure.macs import count_macs, count_macs_meta
 from archbench.measure.params import count_params
-from archbench.zoo.tolerance import tolerance
+from archbench.measure.tolerance import tolerance
 
 SMALL = ["deit_ti", "deit_s", "swin_t", "convit_ti", "convit_s", "resmlp_s12"]
 LARGE = ["deit_b", "swin_s", "swin_b", "convit_b", "mixer_b16"]  # > ~5 s each for the MAC count

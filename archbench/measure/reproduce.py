@@ -1,15 +1,13 @@
-"""Published vs measured: the rows of `archbench reproduce`, one per zoo preset.
-
-Each row builds the preset at its own resolution, counts params and MACs with the audited
-counter and checks both against the published figures with the tolerance rule.
+"""Published vs measured: the rows of `archbench reproduce`, one per zoo preset, counted by the
+audited counter (``arch_cost``) and checked against the zoo's published figures by the tolerance rule.
 """
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from typing import Any, Iterable
 
+from archbench.measure.tolerance import tolerance
 from archbench.zoo import get, names, published
-from archbench.zoo.tolerance import tolerance
 
 
 @dataclass(frozen=True)
