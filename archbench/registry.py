@@ -177,6 +177,10 @@ def register(
       - downsample: ``factory(in_dim, out_dim, **params)``, (B, Cin, H, W) -> (B, Cout, H/2, W/2);
       - head: ``factory(in_dim, num_classes, layout=..., **params)``.
 
+    ``params`` is the one list of the layer's parameters and their defaults: a factory takes exactly
+    those names as keyword arguments, without defaults of its own, and may forward them as
+    ``**params`` to its module (tests/blocks/test_registry_contract.py holds every factory to this).
+
     Example:
         >>> @register("block", "identity_demo", params=(Param("scale", float, 1.0),))
         ... def _identity(ctx, scale):

@@ -1,44 +1,46 @@
-"""Small pieces shared by several block families: norm and activation lookup by name.
-
-Specs name layers with strings ("layernorm", "gelu"); these map them to timm/torch modules.
+"""Small pieces shared by several block families: spec names of norms and activations, the window
+partition of Swin (Liu et al., ICCV 2021) and Focal (Yang et al., NeurIPS 2021), init helpers.
 """
 from __future__ import annotations
 
-from typing import Callable
-
 import torch
 import torch.nn.functional as F
-from timm.layers import LayerNorm2d, trunc_normal_
+from timm.layers import get_norm_layer, trunc_normal_
+from timm.layers.typing import LayerType
 from torch import nn
 
-NORMS_2D = ("layernorm", "batchnorm", "groupnorm", "none")
-ACTS = ("none", "relu", "relu6", "gelu", "silu", "hardswish")
+# A spec names norms over NCHW maps in its own words (kept stable: they are hashed into ArchSpecs);
+# each stands for a timm.layers name, resolved by timm's public get_norm_layer ("": no norm).
+NORM_2D_NAMES: dict[str, str] = {"layernorm": "layernorm2d", "batchnorm": "batchnorm2d", "groupnorm": "groupnorm1", "none": ""}
+NORMS_2D = tuple(NORM_2D_NAMES)
+# Activations are timm's own names (get_act_layer), with the spec's "none" for timm's "identity".
+ACT_NAMES: dict[str, str] = {"none": "identity", "relu": "relu", "relu6": "relu6", "gelu": "gelu", "silu": "silu", "hardswish": "hardswish"}
+ACTS = tuple(ACT_NAMES)
 
 
-def norm_2d(name: str, dim: int, eps: float | None = None) -> nn.Module:
-    """A norm over the channels of an NCHW map."""
-    if name == "layernorm":
-        return LayerNorm2d(dim, eps=1e-6 if eps is None else eps)
-    if name == "batchnorm":
-        return nn.BatchNorm2d(dim, eps=1e-5 if eps is None else eps)
-    if name == "groupnorm":  # GroupNorm(1): PoolFormer/MetaFormer's "layer norm" over C, H, W
-        return nn.GroupNorm(1, dim, eps=1e-5 if eps is None else eps)
-    if name == "none":
-        return nn.Identity()
-    raise ValueError(f"unknown norm '{name}'")
+def create_norm(norm_layer: LayerType | None, dim: int, **kwargs: float) -> nn.Module:
+    """``norm_layer`` (a timm.layers name, a class or a partial) over ``dim`` channels; None or ""
+    gives Identity, so a block can take "no norm" as a layer type like any other."""
+    layer = get_norm_layer(norm_layer)
+    return nn.Identity() if layer is None else layer(dim, **kwargs)
 
 
-def act_layer(name: str) -> Callable[[], nn.Module]:
-    """An activation class by name ("none" gives Identity)."""
-    table: dict[str, Callable[[], nn.Module]] = {
-        "none": nn.Identity,
-        "relu": nn.ReLU,
-        "relu6": nn.ReLU6,
-        "gelu": nn.GELU,
-        "silu": nn.SiLU,
-        "hardswish": nn.Hardswish,
-    }
-    return table[name]
+def window_partition(x: torch.Tensor, window: tuple[int, int]) -> torch.Tensor:
+    """(B, H, W, C) -> (B·nW, wh·ww, C): non-overlapping windows in row-major order (H, W multiples).
+
+    timm keeps its copy in ``timm.models.swin_transformer``, not in the public ``timm.layers``, so
+    Swin's and Focal's blocks share this one.
+    """
+    B, H, W, C = x.shape
+    x = x.view(B, H // window[0], window[0], W // window[1], window[1], C).permute(0, 1, 3, 2, 4, 5)
+    return x.reshape(-1, window[0] * window[1], C)
+
+
+def window_reverse(windows: torch.Tensor, window: tuple[int, int], H: int, W: int) -> torch.Tensor:
+    """Inverse of :func:`window_partition`: (B·nW, wh·ww, C) -> (B, H, W, C)."""
+    C = windows.shape[-1]
+    x = windows.view(-1, H // window[0], W // window[1], window[0], window[1], C).permute(0, 1, 3, 2, 4, 5)
+    return x.reshape(-1, H, W, C)
 
 
 def divisible_by_heads(params: dict, dim: int) -> str | None:

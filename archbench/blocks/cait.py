@@ -8,6 +8,9 @@ from typing import Any
 
 import torch
 from timm.layers import trunc_normal_
+
+# CaiT's talking-heads and class-attention blocks exist only in timm.models (timm.layers has neither);
+# composed as they are, so parameters and parity with timm's CaiT stay exactly timm's.
 from timm.models.cait import LayerScaleBlock, LayerScaleBlockClassAttn
 from torch import nn
 
@@ -123,26 +126,6 @@ class ClassAttentionHead(nn.Module):
     paper=_PAPER,
     check=_check,
 )
-def class_attention(
-    in_dim: int,
-    num_classes: int,
-    *,
-    layout: str,
-    depth: int,
-    heads: int,
-    mlp_ratio: float,
-    qkv_bias: bool,
-    layer_scale: float,
-    norm_eps: float,
-) -> nn.Module:
-    return ClassAttentionHead(
-        in_dim,
-        num_classes,
-        layout=layout,
-        depth=depth,
-        heads=heads,
-        mlp_ratio=mlp_ratio,
-        qkv_bias=qkv_bias,
-        layer_scale=layer_scale,
-        norm_eps=norm_eps,
-    )
+def class_attention(in_dim: int, num_classes: int, *, layout: str, **params: Any) -> nn.Module:
+    # The schema is the one list of the head's arguments: they pass through unchanged.
+    return ClassAttentionHead(in_dim, num_classes, layout=layout, **params)

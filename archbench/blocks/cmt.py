@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from timm.layers import DropPath
+from timm.layers import DropPath, get_act_layer, get_norm_layer
+from timm.layers.typing import LayerType
 from torch import nn
 
-from archbench.blocks._common import ACTS, act_layer, divisible_by_heads, pad_to_kernel
+from archbench.blocks._common import ACT_NAMES, ACTS, divisible_by_heads, pad_to_kernel
 from archbench.registry import BlockContext, Param, register
 
 
@@ -82,13 +83,16 @@ class LightweightAttention(nn.Module):
 class InvertedResidualFFN(nn.Module):
     """IRFFN: 1×1 expand (GELU, BN) → 3×3 depthwise with a residual (GELU, BN) → 1×1 project (BN)."""
 
-    def __init__(self, dim: int, hidden_dim: int) -> None:
+    def __init__(
+        self, dim: int, hidden_dim: int, act_layer: LayerType = nn.GELU, norm_layer: LayerType = nn.BatchNorm2d
+    ) -> None:
         super().__init__()
-        self.expand = nn.Sequential(nn.Conv2d(dim, hidden_dim, 1), nn.GELU(), nn.BatchNorm2d(hidden_dim))
+        act_layer, norm_layer = get_act_layer(act_layer), get_norm_layer(norm_layer)
+        self.expand = nn.Sequential(nn.Conv2d(dim, hidden_dim, 1), act_layer(), norm_layer(hidden_dim))
         self.dwconv = nn.Conv2d(hidden_dim, hidden_dim, 3, padding=1, groups=hidden_dim)
-        self.dw_act = nn.GELU()
-        self.dw_norm = nn.BatchNorm2d(hidden_dim)
-        self.project = nn.Sequential(nn.Conv2d(hidden_dim, dim, 1), nn.BatchNorm2d(dim))
+        self.dw_act = act_layer()
+        self.dw_norm = norm_layer(hidden_dim)
+        self.project = nn.Sequential(nn.Conv2d(hidden_dim, dim, 1), norm_layer(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.expand(x)  # (B, hidden, H, W)
@@ -108,14 +112,16 @@ class CMTBlock(nn.Module):
         sr_ratio: int,
         relative_bias: RelativePositionBias,
         drop_path: float,
-        norm_layer: type[nn.Module] = nn.LayerNorm,
+        norm_layer: LayerType = nn.LayerNorm,
+        act_layer: LayerType = nn.GELU,
     ) -> None:
         super().__init__()
+        norm_layer = get_norm_layer(norm_layer)
         self.lpu = nn.Conv2d(dim, dim, 3, padding=1, groups=dim)
         self.norm1 = norm_layer(dim, eps=1e-6)
         self.attn = LightweightAttention(dim, heads, qkv_bias, sr_ratio, relative_bias)
         self.norm2 = norm_layer(dim, eps=1e-6)
-        self.ffn = InvertedResidualFFN(dim, int(dim * mlp_ratio))
+        self.ffn = InvertedResidualFFN(dim, int(dim * mlp_ratio), act_layer=act_layer)
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -161,11 +167,20 @@ def cmt(ctx: BlockContext, *, heads: int, sr_ratio: int, mlp_ratio: float, qkv_b
 class CMTHead(nn.Module):
     """CMT's classifier: 1×1 conv to ``fc_dim`` + BN + Swish on the last map, average pool, dropout, linear."""
 
-    def __init__(self, in_dim: int, num_classes: int, *, fc_dim: int, act: str, drop: float) -> None:
+    def __init__(
+        self,
+        in_dim: int,
+        num_classes: int,
+        *,
+        fc_dim: int,
+        drop: float,
+        act_layer: LayerType = nn.SiLU,
+        norm_layer: LayerType = nn.BatchNorm2d,
+    ) -> None:
         super().__init__()
         self.fc = nn.Conv2d(in_dim, fc_dim, 1)
-        self.norm = nn.BatchNorm2d(fc_dim)
-        self.act = act_layer(act)()
+        self.norm = get_norm_layer(norm_layer)(fc_dim)
+        self.act = get_act_layer(act_layer)()
         self.drop = nn.Dropout(drop)
         self.classifier = nn.Linear(fc_dim, num_classes) if num_classes > 0 else nn.Identity()
 
@@ -187,4 +202,4 @@ class CMTHead(nn.Module):
     paper="CMT: Convolutional Neural Networks Meet Vision Transformers, Guo et al., CVPR 2022",
 )
 def cmt_head(in_dim: int, num_classes: int, *, layout: str, fc_dim: int, act: str, drop: float) -> nn.Module:
-    return CMTHead(in_dim, num_classes, fc_dim=fc_dim, act=act, drop=drop)
+    return CMTHead(in_dim, num_classes, fc_dim=fc_dim, act_layer=ACT_NAMES[act], drop=drop)

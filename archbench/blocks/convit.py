@@ -6,7 +6,11 @@ from __future__ import annotations
 from functools import partial
 
 import torch
-from timm.layers import DropPath, Mlp
+from timm.layers import DropPath, Mlp, get_act_layer, get_norm_layer
+from timm.layers.typing import LayerType
+
+# GPSA exists only in timm.models (timm.layers has no gated positional attention); subclassed so its
+# parameters, locality init and parity with timm's ConViT stay exactly timm's.
 from timm.models.convit import GPSA
 from torch import nn
 
@@ -69,14 +73,16 @@ class GPSABlock(nn.Module):
         qkv_bias: bool,
         locality_strength: float,
         drop_path: float,
-        norm_layer: type[nn.Module] = partial(nn.LayerNorm, eps=1e-6),  # type: ignore[assignment]
+        norm_layer: LayerType = partial(nn.LayerNorm, eps=1e-6),
+        act_layer: LayerType = nn.GELU,
     ) -> None:
         super().__init__()
+        norm_layer = get_norm_layer(norm_layer)
         self.norm1 = norm_layer(dim)
         self.attn = GridGPSA(dim, heads, qkv_bias, locality_strength)
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
         self.norm2 = norm_layer(dim)
-        self.mlp = Mlp(dim, int(dim * mlp_ratio))
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), act_layer=get_act_layer(act_layer))
 
     def forward(self, x: torch.Tensor, tokens: TokenState) -> torch.Tensor:
         x = x + self.drop_path(self.attn(self.norm1(x), tokens.hw))

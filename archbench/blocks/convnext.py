@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+# ConvNeXtBlock exists only in timm.models (timm.layers has its parts, not the block); used as is,
+# so parameters and parity with timm's ConvNeXt stay exactly timm's.
 from timm.models.convnext import ConvNeXtBlock
 from torch import nn
 

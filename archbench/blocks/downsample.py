@@ -4,23 +4,37 @@ Swin's patch merging (Liu et al., ICCV 2021). Each halves H and W and maps C_in 
 from __future__ import annotations
 
 import torch
+from timm.layers import get_act_layer, get_norm_layer
+from timm.layers.typing import LayerType
 from torch import nn
 
-from archbench.blocks._common import ACTS, NORMS_2D, act_layer, norm_2d
+from archbench.blocks._common import ACT_NAMES, ACTS, NORM_2D_NAMES, NORMS_2D, create_norm
 from archbench.registry import Param, register
 
 
 class ConvDownsample(nn.Module):
-    """[norm] → conv k×k / 2 → [norm] → [act]; ``norm_position`` says which side the norm sits."""
+    """[norm] → conv k×k / 2 → [norm] → [act]; ``norm_position`` says which side the norm sits.
+
+    ``norm_layer`` / ``act_layer`` are timm layer types or names (None: no norm / activation).
+    """
 
     stride = 2
 
-    def __init__(self, in_dim: int, out_dim: int, *, kernel: int, norm: str, norm_position: str, act: str) -> None:
+    def __init__(
+        self,
+        in_dim: int,
+        out_dim: int,
+        *,
+        kernel: int,
+        norm_layer: LayerType | None = None,
+        norm_position: str = "pre",
+        act_layer: LayerType | None = None,
+    ) -> None:
         super().__init__()
-        self.pre_norm = norm_2d(norm, in_dim) if norm_position == "pre" else nn.Identity()
+        self.pre_norm = create_norm(norm_layer if norm_position == "pre" else None, in_dim)
         self.conv = nn.Conv2d(in_dim, out_dim, kernel, stride=2, padding=(kernel - 1) // 2)
-        self.post_norm = norm_2d(norm, out_dim) if norm_position == "post" else nn.Identity()
-        self.act = act_layer(act)()
+        self.post_norm = create_norm(norm_layer if norm_position == "post" else None, out_dim)
+        self.act = (get_act_layer(act_layer) or nn.Identity)()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.act(self.post_norm(self.conv(self.pre_norm(x))))
@@ -38,7 +52,9 @@ class ConvDownsample(nn.Module):
     paper="ConvNeXt, Liu et al., CVPR 2022 (LN + 2×2/2 conv); PVT, Wang et al., ICCV 2021",
 )
 def conv(in_dim: int, out_dim: int, *, kernel: int, norm: str, norm_position: str, act: str) -> nn.Module:
-    return ConvDownsample(in_dim, out_dim, kernel=kernel, norm=norm, norm_position=norm_position, act=act)
+    return ConvDownsample(
+        in_dim, out_dim, kernel=kernel, norm_layer=NORM_2D_NAMES[norm], norm_position=norm_position, act_layer=ACT_NAMES[act]
+    )
 
 
 class PatchMerging(nn.Module):
@@ -49,9 +65,9 @@ class PatchMerging(nn.Module):
 
     stride = 2
 
-    def __init__(self, in_dim: int, out_dim: int) -> None:
+    def __init__(self, in_dim: int, out_dim: int, norm_layer: LayerType = nn.LayerNorm) -> None:
         super().__init__()
-        self.norm = nn.LayerNorm(4 * in_dim)
+        self.norm = get_norm_layer(norm_layer)(4 * in_dim)
         self.reduction = nn.Linear(4 * in_dim, out_dim, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
-from timm.layers import DropPath
+from timm.layers import DropPath, GroupNorm1, get_act_layer, get_norm_layer
+from timm.layers.typing import LayerType
 from torch import nn
 
 from archbench.registry import BlockContext, Param, register
@@ -118,15 +120,18 @@ class FCViTBlock(nn.Module):
         mlp_ratio: float,
         mlp_kernel: int,
         layer_scale: float,
-        drop_path: float,
+        drop_path: float = 0.0,
+        norm_layer: LayerType = GroupNorm1,
+        act_layer: LayerType = nn.GELU,
         **mixer: int | bool,
     ) -> None:
         super().__init__()
+        norm_layer, act_layer = get_norm_layer(norm_layer), get_act_layer(act_layer)
         self.layer_scale_init = layer_scale
-        self.norm1 = nn.GroupNorm(1, dim)
-        self.token_mixer = TokenMixer(dim, **mixer)  # type: ignore[arg-type]
-        self.norm2 = nn.GroupNorm(1, dim)
-        self.channel_mixer = ChannelMixer(dim, int(dim * mlp_ratio), mlp_kernel)
+        self.norm1 = norm_layer(dim)
+        self.token_mixer = TokenMixer(dim, act_layer=act_layer, **mixer)  # type: ignore[arg-type]
+        self.norm2 = norm_layer(dim)
+        self.channel_mixer = ChannelMixer(dim, int(dim * mlp_ratio), mlp_kernel, act_layer)
         self.layer_scale_1 = nn.Parameter(torch.full((dim,), layer_scale))
         self.layer_scale_2 = nn.Parameter(torch.full((dim,), layer_scale))
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
@@ -179,31 +184,6 @@ def _check(params: dict, dim: int) -> str | None:
     paper="A Close Look at Spatial Modeling: From Attention to Convolution (FCViT), Ma et al., arXiv 2212.12552",
     check=_check,
 )
-def fcvit(
-    ctx: BlockContext,
-    *,
-    mlp_ratio: float,
-    kernel: int,
-    mixes: int,
-    groups: int,
-    gc_reduction: int,
-    compete: bool,
-    fc_factor: int,
-    fc_min: int,
-    mlp_kernel: int,
-    layer_scale: float,
-) -> nn.Module:
-    return FCViTBlock(
-        ctx.dim,
-        mlp_ratio=mlp_ratio,
-        mlp_kernel=mlp_kernel,
-        layer_scale=layer_scale,
-        drop_path=ctx.drop_path,
-        mixes=mixes,
-        kernel=kernel,
-        groups=groups,
-        gc_reduction=gc_reduction,
-        compete=compete,
-        fc_factor=fc_factor,
-        fc_min=fc_min,
-    )
+def fcvit(ctx: BlockContext, **params: Any) -> nn.Module:
+    # The schema is the one list of the block's arguments: they pass through unchanged.
+    return FCViTBlock(ctx.dim, drop_path=ctx.drop_path, **params)

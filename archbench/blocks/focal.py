@@ -7,10 +7,11 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from timm.layers import DropPath, Mlp, trunc_normal_
+from timm.layers import DropPath, Mlp, get_act_layer, get_norm_layer, trunc_normal_
+from timm.layers.typing import LayerType
 from torch import nn
 
-from archbench.blocks._common import divisible_by_heads
+from archbench.blocks._common import divisible_by_heads, window_partition, window_reverse
 from archbench.registry import BlockContext, Param, register
 
 # configs/focal_*_patch4_window7_224.yaml: FOCAL_WINDOWS per stage, used when a spec leaves it at 0.
@@ -49,20 +50,6 @@ def ring_index(window: int, expand: int) -> list[int]:
                 if not (0 <= i + dy < window and 0 <= j + dx < window):
                     keep.append((n * window + i) * window + j)
     return keep
-
-
-def window_partition(x: torch.Tensor, window: int) -> torch.Tensor:
-    """(B, H, W, C) -> (B·nW, window², C), windows in row-major order."""
-    B, H, W, C = x.shape
-    x = x.view(B, H // window, window, W // window, window, C).permute(0, 1, 3, 2, 4, 5)
-    return x.reshape(-1, window * window, C)
-
-
-def window_reverse(windows: torch.Tensor, window: int, H: int, W: int) -> torch.Tensor:
-    """(B·nW, window², C) -> (B, H, W, C)."""
-    C = windows.shape[-1]
-    x = windows.view(-1, H // window, W // window, window, window, C).permute(0, 1, 3, 2, 4, 5)
-    return x.reshape(-1, H, W, C)
 
 
 def center_fit(x: torch.Tensor, H: int, W: int) -> torch.Tensor:
@@ -206,11 +193,11 @@ class FocalAttention(nn.Module):
         ws, heads = self.window, self.heads
         nh, nw = H // ws, W // ws
         q, kv = self.qkv(x).split([C, 2 * C], dim=-1)  # (B, H, W, C), (B, H, W, 2C)
-        q = window_partition(q, ws).view(-1, ws * ws, heads, C // heads).transpose(1, 2)  # (B·nW, heads, area, d)
+        q = window_partition(q, (ws, ws)).view(-1, ws * ws, heads, C // heads).transpose(1, 2)  # (B·nW, heads, area, d)
 
-        keys = [window_partition(kv, ws)]  # (B·nW, area, 2C)
+        keys = [window_partition(kv, (ws, ws))]  # (B·nW, area, 2C)
         if self.expand > 0:
-            shifted = [window_partition(torch.roll(kv, (-dy, -dx), (1, 2)), ws) for dy, dx in ring_offsets(self.expand)]
+            shifted = [window_partition(torch.roll(kv, (-dy, -dx), (1, 2)), (ws, ws)) for dy, dx in ring_offsets(self.expand)]
             keys.append(torch.cat(shifted, 1)[:, self.ring_index])  # (B·nW, ring, 2C)
         for level in range(len(self.sides)):
             keys.append(self._pooled_kv(self._pooled(x, level, nh, nw), level))  # (B·nW, side², 2C)
@@ -222,7 +209,7 @@ class FocalAttention(nn.Module):
             bias = bias.unsqueeze(0).expand(B, -1, -1, -1, -1).reshape(-1, *bias.shape[1:])
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)  # (B·nW, heads, area, d)
         out = self.proj(out.transpose(1, 2).reshape(-1, ws * ws, C))
-        return window_reverse(out, ws, H, W)  # (B, H, W, C)
+        return window_reverse(out, (ws, ws), H, W)  # (B, H, W, C)
 
 
 class FocalBlock(nn.Module):
@@ -236,8 +223,8 @@ class FocalBlock(nn.Module):
     def __init__(
         self,
         dim: int,
-        heads: int,
         *,
+        heads: int,
         resolution: tuple[int, int],
         window_size: int,
         expand_size: int,
@@ -246,13 +233,16 @@ class FocalBlock(nn.Module):
         focal_pool: str,
         mlp_ratio: float,
         qkv_bias: bool,
-        drop_path: float,
+        drop_path: float = 0.0,
+        norm_layer: LayerType = nn.LayerNorm,
+        act_layer: LayerType = nn.GELU,
     ) -> None:
         super().__init__()
+        norm_layer, act_layer = get_norm_layer(norm_layer), get_act_layer(act_layer)
         if min(resolution) <= window_size:
             window_size, expand_size = min(resolution), 0
         self.window_size = window_size
-        self.norm1 = nn.LayerNorm(dim)
+        self.norm1 = norm_layer(dim)
         self.attn = FocalAttention(
             dim,
             heads,
@@ -264,8 +254,8 @@ class FocalBlock(nn.Module):
             qkv_bias=qkv_bias,
         )
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
-        self.norm2 = nn.LayerNorm(dim)
-        self.mlp = Mlp(dim, int(dim * mlp_ratio))
+        self.norm2 = norm_layer(dim)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), act_layer=act_layer)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, C, H, W = x.shape
@@ -305,30 +295,8 @@ def _check(params: dict[str, Any], dim: int) -> str | None:
     paper="Focal Transformer, Yang et al., NeurIPS 2021",
     check=_check,
 )
-def focal(
-    ctx: BlockContext,
-    *,
-    heads: int,
-    window_size: int,
-    expand_size: int,
-    focal_level: int,
-    focal_window: int,
-    focal_pool: str,
-    mlp_ratio: float,
-    qkv_bias: bool,
-) -> nn.Module:
+def focal(ctx: BlockContext, *, focal_window: int, **params: Any) -> nn.Module:
+    # The schema is the one list of the block's arguments: they pass through unchanged.
     if not focal_window:
         focal_window = RELEASED_FOCAL_WINDOWS[min(ctx.stage_index, len(RELEASED_FOCAL_WINDOWS) - 1)]
-    return FocalBlock(
-        ctx.dim,
-        heads,
-        resolution=ctx.resolution,
-        window_size=window_size,
-        expand_size=expand_size,
-        focal_level=focal_level,
-        focal_window=focal_window,
-        focal_pool=focal_pool,
-        mlp_ratio=mlp_ratio,
-        qkv_bias=qkv_bias,
-        drop_path=ctx.drop_path,
-    )
+    return FocalBlock(ctx.dim, resolution=ctx.resolution, drop_path=ctx.drop_path, focal_window=focal_window, **params)

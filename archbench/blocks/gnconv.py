@@ -3,9 +3,12 @@
 """
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 import torch.nn.functional as F
-from timm.layers import DropPath, LayerNorm2d, LayerScale, LayerScale2d, Mlp, trunc_normal_
+from timm.layers import DropPath, LayerNorm2d, LayerScale, LayerScale2d, Mlp, get_act_layer, get_norm_layer, trunc_normal_
+from timm.layers.typing import LayerType
 from torch import nn
 
 from archbench.blocks._common import init_convs_trunc_normal
@@ -96,17 +99,28 @@ class GnConv(nn.Module):
 class HorNetBlock(nn.Module):
     """LN → gnConv → layer scale → residual, then LN → MLP → layer scale → residual (NCHW in and out).
 
-    As in HorNet, the first norm works on channels of the NCHW map and the MLP runs channels-last.
+    As in HorNet, the first norm works on channels of the NCHW map (``norm_layer``) and the MLP
+    runs channels-last (``mlp_norm_layer``).
     """
 
-    def __init__(self, dim: int, gnconv: GnConv, mlp_ratio: float, layer_scale: float, drop_path: float) -> None:
+    def __init__(
+        self,
+        dim: int,
+        gnconv: GnConv,
+        mlp_ratio: float,
+        layer_scale: float,
+        drop_path: float,
+        norm_layer: LayerType = partial(LayerNorm2d, eps=1e-6),
+        mlp_norm_layer: LayerType = partial(nn.LayerNorm, eps=1e-6),
+        act_layer: LayerType = nn.GELU,
+    ) -> None:
         super().__init__()
         self.layer_scale = layer_scale
-        self.norm1 = LayerNorm2d(dim, eps=1e-6)
+        self.norm1 = get_norm_layer(norm_layer)(dim)
         self.gnconv = gnconv
         self.gamma1 = LayerScale2d(dim, layer_scale) if layer_scale > 0 else nn.Identity()
-        self.norm2 = nn.LayerNorm(dim, eps=1e-6)
-        self.mlp = Mlp(dim, int(dim * mlp_ratio))
+        self.norm2 = get_norm_layer(mlp_norm_layer)(dim)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), act_layer=get_act_layer(act_layer))
         self.gamma2 = LayerScale(dim, layer_scale) if layer_scale > 0 else nn.Identity()
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 

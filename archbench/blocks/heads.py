@@ -6,10 +6,14 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from timm.layers import get_act_layer
+from timm.layers.typing import LayerType
+
+# ResMLP's Affine "norm" exists only in timm.models (timm.layers has no per-channel affine layer).
 from timm.models.mlp_mixer import Affine
 from torch import nn
 
-from archbench.blocks._common import ACTS, act_layer
+from archbench.blocks._common import ACT_NAMES, ACTS
 from archbench.registry import Param, TokenState, register
 
 
@@ -17,7 +21,18 @@ class LinearHead(nn.Module):
     """Pyramid: LN over channels, global average pool, [hidden], linear.
     Isotropic: LN over tokens, class token or mean of patch tokens, [hidden], linear."""
 
-    def __init__(self, in_dim: int, num_classes: int, *, layout: str, pool: str, norm: str, norm_eps: float, hidden_dim: int, hidden_act: str) -> None:
+    def __init__(
+        self,
+        in_dim: int,
+        num_classes: int,
+        *,
+        layout: str,
+        pool: str,
+        norm: str,
+        norm_eps: float,
+        hidden_dim: int,
+        hidden_act: LayerType,
+    ) -> None:
         super().__init__()
         self.layout = layout
         self.pool = pool
@@ -31,7 +46,7 @@ class LinearHead(nn.Module):
             self.norm = nn.Identity()
         self.is_batchnorm = norm == "batchnorm"
         if hidden_dim:
-            self.pre_logits: nn.Module = nn.Sequential(nn.Linear(in_dim, hidden_dim), act_layer(hidden_act)())
+            self.pre_logits: nn.Module = nn.Sequential(nn.Linear(in_dim, hidden_dim), get_act_layer(hidden_act)())
             in_dim = hidden_dim
         else:
             self.pre_logits = nn.Identity()
@@ -69,5 +84,5 @@ class LinearHead(nn.Module):
     layouts=("pyramid", "isotropic"),
     paper="ViT, Dosovitskiy et al., ICLR 2021; Swin, Liu et al., ICCV 2021",
 )
-def linear(in_dim: int, num_classes: int, *, layout: str, pool: str, norm: str, norm_eps: float, hidden_dim: int, hidden_act: str) -> nn.Module:
-    return LinearHead(in_dim, num_classes, layout=layout, pool=pool, norm=norm, norm_eps=norm_eps, hidden_dim=hidden_dim, hidden_act=hidden_act)
+def linear(in_dim: int, num_classes: int, *, layout: str, hidden_act: str, **params: Any) -> nn.Module:
+    return LinearHead(in_dim, num_classes, layout=layout, **params, hidden_act=ACT_NAMES[hidden_act])

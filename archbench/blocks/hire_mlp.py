@@ -4,7 +4,8 @@ split-attention fusion (Guo et al., "Hire-MLP: Vision MLP via Hierarchical Rearr
 from __future__ import annotations
 
 import torch
-from timm.layers import DropPath, Mlp
+from timm.layers import DropPath, Mlp, get_act_layer, get_norm_layer
+from timm.layers.typing import LayerType
 from torch import nn
 
 from archbench.blocks._common import init_convs_trunc_normal
@@ -76,12 +77,22 @@ class HireModule(nn.Module):
 class HireBlock(nn.Module):
     """BN → Hire module → residual, then BN → 1×1-conv MLP → residual (NCHW in and out)."""
 
-    def __init__(self, dim: int, region: int, shift: int, mlp_ratio: float, drop_path: float) -> None:
+    def __init__(
+        self,
+        dim: int,
+        region: int,
+        shift: int,
+        mlp_ratio: float,
+        drop_path: float,
+        norm_layer: LayerType = nn.BatchNorm2d,
+        act_layer: LayerType = nn.GELU,
+    ) -> None:
         super().__init__()
-        self.norm1 = nn.BatchNorm2d(dim)
+        norm_layer = get_norm_layer(norm_layer)
+        self.norm1 = norm_layer(dim)
         self.hire = HireModule(dim, region, shift)
-        self.norm2 = nn.BatchNorm2d(dim)
-        self.mlp = Mlp(dim, int(dim * mlp_ratio), use_conv=True)
+        self.norm2 = norm_layer(dim)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), act_layer=get_act_layer(act_layer), use_conv=True)
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
     def init_weights(self) -> None:

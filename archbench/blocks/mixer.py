@@ -7,6 +7,8 @@ from functools import partial
 
 import torch
 import torch.nn.functional as F
+# Mixer's and ResMLP's blocks (and ResMLP's Affine norm) exist only in timm.models, not timm.layers;
+# subclassed so parameter names and parity with timm's models stay exactly timm's.
 from timm.models.mlp_mixer import Affine, MixerBlock, ResBlock
 from torch import nn
 

@@ -3,9 +3,12 @@ Transformer", ICCV 2021); its spatial-reduction attention blocks are the pyramid
 """
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 import torch.nn.functional as F
-from timm.layers import LayerNorm2d, trunc_normal_
+from timm.layers import LayerNorm2d, get_norm_layer, trunc_normal_
+from timm.layers.typing import LayerType
 from torch import nn
 
 from archbench.registry import Param, register
@@ -18,11 +21,21 @@ class PositionalPatchEmbed(nn.Module):
     resolution) and resized bilinearly, as the release does, for any other input size.
     """
 
-    def __init__(self, in_chans: int, out_dim: int, *, patch_size: int, grid: int, pos_embed: bool) -> None:
+    def __init__(
+        self,
+        in_chans: int,
+        out_dim: int,
+        *,
+        patch_size: int,
+        grid: int,
+        pos_embed: bool,
+        # The release's nn.LayerNorm default eps (1e-5), over the channels of the NCHW map.
+        norm_layer: LayerType = partial(LayerNorm2d, eps=1e-5),
+    ) -> None:
         super().__init__()
         self.stride = patch_size
         self.proj = nn.Conv2d(in_chans, out_dim, patch_size, stride=patch_size)
-        self.norm = LayerNorm2d(out_dim, eps=1e-5)  # the release's nn.LayerNorm default eps
+        self.norm = get_norm_layer(norm_layer)(out_dim)
         self.grid = (grid, grid)
         self.pos_embed = nn.Parameter(torch.zeros(1, out_dim, grid, grid)) if pos_embed else None
         self.init_weights()

@@ -7,7 +7,8 @@ from dataclasses import replace
 from functools import partial
 
 import torch
-from timm.layers import DropPath, Mlp
+from timm.layers import DropPath, Mlp, get_act_layer, get_norm_layer
+from timm.layers.typing import LayerType
 from torch import nn
 
 from archbench.blocks._common import divisible_by_heads
@@ -120,15 +121,17 @@ class RefinerBlock(nn.Module):
         kernel: int,
         starts_chain: bool,
         drop_path: float,
-        norm_layer: type[nn.Module] = partial(nn.LayerNorm, eps=1e-6),  # type: ignore[assignment]
+        norm_layer: LayerType = partial(nn.LayerNorm, eps=1e-6),
+        act_layer: LayerType = nn.GELU,
     ) -> None:
         super().__init__()
+        norm_layer = get_norm_layer(norm_layer)
         self.starts_chain = starts_chain
         self.norm1 = norm_layer(dim)
         self.attn = RefinerAttention(dim, heads, qkv_bias=qkv_bias, shared=shared, refine=refine, expansion=expansion, kernel=kernel)
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
         self.norm2 = norm_layer(dim)
-        self.mlp = Mlp(dim, int(dim * mlp_ratio))
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), act_layer=get_act_layer(act_layer))
         self.mlp_scale = nn.Parameter(torch.full((dim,), self.mlp_scale_init))
 
     def forward(self, x: torch.Tensor, tokens: TokenState) -> torch.Tensor:

@@ -8,11 +8,13 @@ registered with ``carries_regional=True`` pass the tuple on; the builder drops t
 """
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, Union
 
 import torch
 import torch.nn.functional as F
-from timm.layers import DropPath, LayerNorm2d, Mlp, trunc_normal_
+from timm.layers import DropPath, LayerNorm2d, Mlp, get_act_layer, get_norm_layer, trunc_normal_
+from timm.layers.typing import LayerType
 from torch import nn
 
 from archbench.blocks._common import divisible_by_heads
@@ -161,14 +163,25 @@ class R2LBlock(nn.Module):
     differ from this block; at multiples of 4·window, e.g. 224, they agree exactly.)
     """
 
-    def __init__(self, dim: int, heads: int, window: int, mlp_ratio: float, qkv_bias: bool, drop_path: float) -> None:
+    def __init__(
+        self,
+        dim: int,
+        heads: int,
+        window: int,
+        mlp_ratio: float,
+        qkv_bias: bool,
+        drop_path: float,
+        norm_layer: LayerType = partial(nn.LayerNorm, eps=_LN_EPS),
+        act_layer: LayerType = nn.GELU,
+    ) -> None:
         super().__init__()
+        norm_layer = get_norm_layer(norm_layer)
         self.window = window
-        self.norm0 = nn.LayerNorm(dim, eps=_LN_EPS)
-        self.norm1 = nn.LayerNorm(dim, eps=_LN_EPS)
+        self.norm0 = norm_layer(dim)
+        self.norm1 = norm_layer(dim)
         self.attn = R2LAttention(dim, heads, window, qkv_bias)
-        self.norm2 = nn.LayerNorm(dim, eps=_LN_EPS)
-        self.mlp = Mlp(dim, int(dim * mlp_ratio))
+        self.norm2 = norm_layer(dim)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), act_layer=get_act_layer(act_layer))
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
     def _attn_mask(self, size: tuple[int, int], grid: tuple[int, int], device: torch.device, dtype: torch.dtype) -> torch.Tensor:

@@ -4,14 +4,19 @@ and CMT's 3×3 conv stem (Guo et al., CMT, CVPR 2022). Paper-specific stems live
 from __future__ import annotations
 
 import torch
+from timm.layers import LayerNorm2d, get_act_layer
+from timm.layers.typing import LayerType
 from torch import nn
 
-from archbench.blocks._common import ACTS, NORMS_2D, act_layer, norm_2d
+from archbench.blocks._common import ACT_NAMES, ACTS, NORM_2D_NAMES, NORMS_2D, create_norm
 from archbench.registry import Param, register
 
 
 class ConvStem(nn.Module):
-    """One strided convolution, then an optional norm and activation; NCHW in and out."""
+    """One strided convolution, then an optional norm and activation; NCHW in and out.
+
+    ``norm_layer`` / ``act_layer`` are timm layer types or names (None: no norm / activation).
+    """
 
     def __init__(
         self,
@@ -21,14 +26,14 @@ class ConvStem(nn.Module):
         kernel: int,
         stride: int,
         padding: int,
-        norm: str = "none",
-        act: str = "none",
+        norm_layer: LayerType | None = None,
+        act_layer: LayerType | None = None,
     ) -> None:
         super().__init__()
         self.stride = stride
         self.proj = nn.Conv2d(in_chans, out_dim, kernel, stride=stride, padding=padding)
-        self.norm = norm_2d(norm, out_dim)
-        self.act = act_layer(act)()
+        self.norm = create_norm(norm_layer, out_dim)
+        self.act = (get_act_layer(act_layer) or nn.Identity)()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.act(self.norm(self.proj(x)))
@@ -45,7 +50,7 @@ class ConvStem(nn.Module):
     paper="ViT, Dosovitskiy et al., ICLR 2021",
 )
 def patchify(in_chans: int, out_dim: int, *, patch_size: int, norm: str) -> nn.Module:
-    return ConvStem(in_chans, out_dim, kernel=patch_size, stride=patch_size, padding=0, norm=norm)
+    return ConvStem(in_chans, out_dim, kernel=patch_size, stride=patch_size, padding=0, norm_layer=NORM_2D_NAMES[norm])
 
 
 @register(
@@ -65,25 +70,37 @@ def overlap(in_chans: int, out_dim: int, *, kernel: int, stride: int, padding: i
     # Automatic padding: 7/4 -> 2 (Hire-MLP), 3/2 -> 1. FCViT's release pads 7/4 with 3 (same size
     # at multiples of 4, windows one pixel apart), so its presets set it explicitly.
     padding = (kernel - stride + 1) // 2 if padding < 0 else padding
-    return ConvStem(in_chans, out_dim, kernel=kernel, stride=stride, padding=padding, norm=norm, act=act)
+    return ConvStem(
+        in_chans, out_dim, kernel=kernel, stride=stride, padding=padding, norm_layer=NORM_2D_NAMES[norm], act_layer=ACT_NAMES[act]
+    )
 
 
 class CMTStem(nn.Module):
     """CMT's stem: 3×3/2 conv then two 3×3 convs (GELU, BN), then a 2×2/2 patch embedding + LN."""
 
-    def __init__(self, in_chans: int, out_dim: int, channels: int) -> None:
+    def __init__(
+        self,
+        in_chans: int,
+        out_dim: int,
+        channels: int,
+        *,
+        act_layer: LayerType = nn.GELU,
+        norm_layer: LayerType = nn.BatchNorm2d,
+        embed_norm_layer: LayerType = LayerNorm2d,
+    ) -> None:
         super().__init__()
+        act_layer = get_act_layer(act_layer)
         self.stride = 4
         layers: list[nn.Module] = []
         for i in range(3):
             layers += [
                 nn.Conv2d(in_chans if i == 0 else channels, channels, 3, stride=2 if i == 0 else 1, padding=1),
-                nn.GELU(),
-                nn.BatchNorm2d(channels),
+                act_layer(),
+                create_norm(norm_layer, channels),
             ]
         self.convs = nn.Sequential(*layers)
         self.patch_embed = nn.Conv2d(channels, out_dim, 2, stride=2)
-        self.norm = norm_2d("layernorm", out_dim, eps=1e-5)
+        self.norm = create_norm(embed_norm_layer, out_dim, eps=1e-5)  # the release's nn.LayerNorm default eps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.norm(self.patch_embed(self.convs(x)))

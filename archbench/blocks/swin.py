@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from timm.layers import DropPath, Mlp
-from timm.models.swin_transformer import WindowAttention, window_partition, window_reverse
+from timm.layers import DropPath, Mlp, get_act_layer, get_norm_layer
+from timm.layers.typing import LayerType
+
+# Only timm.models has Swin's attention (timm.layers has no window attention); subclassed so its
+# parameter names, init and timm parity stay exactly timm's.
+from timm.models.swin_transformer import WindowAttention
 from torch import nn
 
-from archbench.blocks._common import divisible_by_heads
+from archbench.blocks._common import divisible_by_heads, window_partition, window_reverse
 from archbench.registry import BlockContext, Param, register
 
 # Swin's (and timm's) additive mask between tokens of different shifted regions.
@@ -98,10 +102,11 @@ class SwinBlock(nn.Module):
         mlp_ratio: float,
         qkv_bias: bool,
         drop_path: float,
-        act_layer: type[nn.Module] = nn.GELU,
-        norm_layer: type[nn.Module] = nn.LayerNorm,
+        act_layer: LayerType = nn.GELU,
+        norm_layer: LayerType = nn.LayerNorm,
     ) -> None:
         super().__init__()
+        act_layer, norm_layer = get_act_layer(act_layer), get_norm_layer(norm_layer)
         self.window_size = window_size
         self.shifted = shifted
         self.norm1 = norm_layer(dim)
@@ -133,9 +138,9 @@ class SwinBlock(nn.Module):
         if any(shift):
             x = torch.roll(x, shifts=(-shift[0], -shift[1]), dims=(1, 2))
             mask = self.mask((Hp, Wp), window, shift, x)
-        windows = window_partition(x, window).flatten(1, 2)  # (B·nW, wh·ww, C)
+        windows = window_partition(x, window)  # (B·nW, wh·ww, C)
         windows = self.attn(windows, window, mask, batch=B)
-        x = window_reverse(windows.reshape(-1, window[0], window[1], C), window, Hp, Wp)  # (B, Hp, Wp, C)
+        x = window_reverse(windows, window, Hp, Wp)  # (B, Hp, Wp, C)
         if any(shift):
             x = torch.roll(x, shifts=shift, dims=(1, 2))
         return x[:, :H, :W, :]

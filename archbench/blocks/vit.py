@@ -7,7 +7,11 @@ from functools import partial
 
 import torch
 import torch.nn.functional as F
-from timm.layers import DropPath, Mlp
+from timm.layers import DropPath, Mlp, get_act_layer, get_norm_layer
+from timm.layers.typing import LayerType
+
+# timm's ViT block lives only in timm.models (timm.layers has Attention and Mlp, not the block);
+# subclassed so DeiT's parameters and parity with timm stay exactly timm's.
 from timm.models.vision_transformer import Block as TimmViTBlock
 from torch import nn
 
@@ -53,12 +57,23 @@ class SpatialReductionAttention(nn.Module):
 class SRABlock(nn.Module):
     """Pre-norm transformer block with spatial-reduction attention, NCHW in and out (pyramid stages)."""
 
-    def __init__(self, dim: int, heads: int, mlp_ratio: float, qkv_bias: bool, sr_ratio: int, drop_path: float) -> None:
+    def __init__(
+        self,
+        dim: int,
+        heads: int,
+        mlp_ratio: float,
+        qkv_bias: bool,
+        sr_ratio: int,
+        drop_path: float,
+        norm_layer: LayerType = partial(nn.LayerNorm, eps=1e-6),
+        act_layer: LayerType = nn.GELU,
+    ) -> None:
         super().__init__()
-        self.norm1 = nn.LayerNorm(dim, eps=1e-6)
+        norm_layer = get_norm_layer(norm_layer)
+        self.norm1 = norm_layer(dim)
         self.attn = SpatialReductionAttention(dim, heads, qkv_bias, sr_ratio)
-        self.norm2 = nn.LayerNorm(dim, eps=1e-6)
-        self.mlp = Mlp(dim, int(dim * mlp_ratio))
+        self.norm2 = norm_layer(dim)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), act_layer=get_act_layer(act_layer))
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

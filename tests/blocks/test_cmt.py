@@ -1,4 +1,5 @@
-"""CMT: the block, its shared relative bias, the conv head, and the four presets against their figures."""
+"""CMT: the block, its shared relative bias, the conv head, and CMT-S against the release's count
+(published figures: tests/zoo/test_presets.py)."""
 from __future__ import annotations
 
 import pytest
@@ -9,11 +10,14 @@ from archbench.blocks.cmt import CMTBlock, RelativePositionBias
 from archbench.measure.macs import count_macs, count_macs_meta
 from archbench.measure.params import count_params_meta
 from archbench.spec import ArchSpec
-from archbench.zoo import get, published
+from archbench.zoo import get
 from archbench.zoo.cmt import cmt
+<<<<<<< HEAD
 from archbench.measure.tolerance import tolerance
 
 PRESETS = ["cmt_ti", "cmt_xs", "cmt_s", "cmt_b"]
+=======
+>>>>>>> f-blocks
 
 
 def small(share_bias: bool = True) -> ArchSpec:
@@ -27,33 +31,11 @@ def meta_params(name: str) -> int:
     return count_params_meta(lambda: archbench.build(get(name)))
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(n, marks=pytest.mark.xfail(strict=True, reason="release code counts 26.26M; paper/survey print 25.1M"))
-        if n == "cmt_s"
-        else n
-        for n in PRESETS
-    ],
-)
-def test_preset_params_reproduce(name: str) -> None:
-    measured = meta_params(name) / 1e6
-    assert tolerance(published(name).params_m, "params").accepts(measured), measured
-
-
 def test_cmt_s_params_follow_the_release() -> None:
     # The release's CMT-S: 23,309,056 in blocks + 27,968 stem + 690,816 patch embeddings + 1,940,200
     # head + 288,120 in the four per-stage relative biases (56²·7², 2·28²·7², 4·14²·7², 8·7²·7²).
     # mindcv counts 26.09M (its bias is a constant buffer; MindSpore counts BN statistics).
     assert meta_params("cmt_s") == 26_256_160
-
-
-@pytest.mark.parametrize("name", PRESETS)
-def test_preset_macs_reproduce(name: str) -> None:
-    arch = get(name)
-    macs = count_macs(archbench.build(arch), arch.img_size)
-    assert macs.uncounted_ops == {}
-    assert tolerance(published(name).gmacs, "macs").accepts(macs.total / 1e9), macs.total / 1e9
 
 
 def test_relative_bias_is_shared_within_a_stage() -> None:

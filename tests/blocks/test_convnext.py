@@ -7,13 +7,15 @@ import timm
 import torch
 
 import archbench
-from archbench import zoo
 from archbench.measure.macs import count_macs, count_macs_meta
 from archbench.measure.params import count_params
 from archbench.registry import SpecError
 from archbench.spec import ArchSpec
 from archbench.zoo import pyramid
+<<<<<<< HEAD
 from archbench.measure.tolerance import tolerance
+=======
+>>>>>>> f-blocks
 
 
 def small_spec(kernel: int = 7, layer_scale: float = 1e-6) -> ArchSpec:
@@ -60,18 +62,17 @@ def test_matmul_macs_match_independent_count() -> None:
 
 
 # ---- the convnext_t preset against timm's convnext_tiny ------------------------------------------
-def test_convnext_t_params_equal_timm_and_published() -> None:
+def test_convnext_t_params_equal_timm() -> None:
     with torch.device("meta"):
         ours = count_params(archbench.build("convnext_t"))
         theirs = count_params(timm.create_model("convnext_tiny", pretrained=False))
     assert ours == theirs == 28_589_128
-    assert tolerance(zoo.published("convnext_t").params_m, "params").accepts(ours / 1e6)
 
 
-def test_convnext_t_macs_match_timm_and_published() -> None:
+@pytest.mark.slow
+def test_convnext_t_macs_match_timm() -> None:
     count = count_macs(archbench.build("convnext_t"), 224)
     assert count.uncounted_ops == {}
     theirs = count_macs_meta(lambda: timm.create_model("convnext_tiny", pretrained=False), 224)
     assert count.matmul_macs == theirs  # same convs and linears, op for op
     assert abs(count.total / theirs - 1) < 0.01
-    assert tolerance(zoo.published("convnext_t").gmacs, "macs").accepts(count.total / 1e9)

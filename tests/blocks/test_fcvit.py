@@ -1,5 +1,6 @@
 """FCViT: the block (global context + large-kernel token mixer), shapes at several resolutions, the
-MAC cross-check, and the four presets against the release's structure and the README's counts."""
+MAC cross-check, and the four presets against the release's parameter counts (published figures,
+their documented deviation and our pinned MACs: tests/zoo/test_presets.py)."""
 from __future__ import annotations
 
 import pytest
@@ -13,14 +14,15 @@ from archbench.registry import SpecError
 from archbench.spec import ArchSpec
 from archbench.zoo import get, published
 from archbench.zoo.fcvit import fcvit
+<<<<<<< HEAD
 from archbench.measure.reproduce import reproduce_one
 from archbench.measure.tolerance import tolerance
+=======
+>>>>>>> f-blocks
 
 # Parameters of ma-xu/FCViT@77e5a9d15d's fcvit_* as released (11×11 mixing kernels), counted by
 # instantiating its models/fcvit.py; our blocks load its BasicBlock weights one to one.
 RELEASE_PARAMS = {"fcvit_tiny": 4_784_752, "fcvit_b12": 14_701_832, "fcvit_b24": 26_960_232, "fcvit_b48": 51_477_032}
-# Our MACs at 224 (no published figure): fvcore + handles; the matmul part equals FlopCounterMode's.
-MACS_224 = {"fcvit_tiny": 908_412_352, "fcvit_b12": 2_656_660_480}
 
 
 def small() -> ArchSpec:
@@ -37,29 +39,6 @@ def test_preset_params_match_release(name: str) -> None:
     assert meta_params(name) == RELEASE_PARAMS[name]
     assert published(name).gmacs is None
     assert "not reachable" in published(name).deviation  # `reproduce` reports a documented deviation
-
-
-def test_reproduce_reports_the_documented_deviation() -> None:
-    row = reproduce_one("fcvit_tiny")
-    assert row.params_ok is False and row.gmacs_ok is None and row.uncounted_ops == {}
-    assert row.status == "documented deviation"
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="the released 11x11 config counts 4.78/14.70/26.96/51.48M; the README prints 4.6/14/25.7/49.1M "
-    "(+4-5%); 5x5 + 7x7 mixing kernels (the release's global defaults) give 4.49/14.14/25.84/49.24M",
-)
-@pytest.mark.parametrize("name", list(RELEASE_PARAMS))
-def test_preset_params_reproduce_readme(name: str) -> None:
-    assert tolerance(published(name).params_m, "params").accepts(meta_params(name) / 1e6)
-
-
-@pytest.mark.parametrize("name", list(MACS_224))
-def test_preset_macs_fully_counted(name: str) -> None:
-    macs = count_macs(archbench.build(get(name)), 224)
-    assert macs.uncounted_ops == {}
-    assert macs.total == MACS_224[name]
 
 
 def test_matmul_macs_match_independent_count() -> None:

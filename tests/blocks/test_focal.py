@@ -1,4 +1,4 @@
-"""Focal self-attention (Yang et al., NeurIPS 2021): preset params/MACs against the release's figures,
+"""Focal self-attention (Yang et al., NeurIPS 2021): preset params against the release's counts,
 key layout (fine window, 132-key ring, pooled regions with off-map masks), any-resolution runs, MAC cross-check."""
 from __future__ import annotations
 
@@ -14,8 +14,12 @@ from archbench.measure.macs import MacCount, count_macs, count_macs_meta
 from archbench.measure.params import count_params
 from archbench.registry import BlockContext, SpecError, lookup
 from archbench.spec import ArchSpec
+<<<<<<< HEAD
 from archbench.zoo import get, published, pyramid
 from archbench.measure.tolerance import tolerance
+=======
+from archbench.zoo import get, pyramid
+>>>>>>> f-blocks
 
 # Parameter counts of the release's FocalTransformer (classification/focal_transformer.py @57bb303)
 # built with the same configs: ours matches them to the parameter.
@@ -52,7 +56,6 @@ def test_preset_params(name: str) -> None:
         model = archbench.build(name)
     params = count_params(model)
     assert params == RELEASE_PARAMS[name]
-    assert tolerance(published(name).params_m, "params").accepts(params / 1e6)
 
 
 @lru_cache(maxsize=None)
@@ -60,15 +63,7 @@ def preset_macs(name: str) -> MacCount:
     return count_macs(archbench.build(name), get(name).input.img_size)
 
 
-@pytest.mark.parametrize(
-    "name", ["focal_t", pytest.param("focal_s", marks=pytest.mark.slow), pytest.param("focal_b", marks=pytest.mark.slow)]
-)
-def test_preset_macs(name: str) -> None:
-    count = preset_macs(name)
-    assert count.uncounted_ops == {}
-    assert tolerance(published(name).gmacs, "macs").accepts(count.total / 1e9), count.total
-
-
+@pytest.mark.slow
 def test_attention_macs_follow_the_key_layout() -> None:
     # Focal-T at 224: every query attends to 49 window keys, the 132-key ring (stages 1-3; stage 4
     # is one 7x7 window, ring dropped) and focal_window² pooled keys (7², 5², 3², 1²).

@@ -1,5 +1,5 @@
-"""Hire-MLP's block: zoo presets against the published figures, the hierarchical rearrangement
-against the release's roll/pad formulation, shapes at two resolutions, and the MAC counters."""
+"""Hire-MLP's block: the hierarchical rearrangement against the release's roll/pad formulation,
+shapes at two resolutions, and the MAC counters (preset figures: tests/zoo/test_presets.py)."""
 from __future__ import annotations
 
 from typing import Any
@@ -9,38 +9,23 @@ import torch
 import torch.nn.functional as F
 
 import archbench
-from archbench import zoo
 from archbench.blocks.hire_mlp import HireBlock, RegionMixer
 from archbench.measure.macs import count_macs, count_macs_meta
-from archbench.measure.params import count_params
 from archbench.spec import ArchSpec
 from archbench.zoo.hire_mlp import hire_mlp
+<<<<<<< HEAD
 from archbench.measure.tolerance import tolerance
 
 PRESETS = ["hire_mlp_t", "hire_mlp_s", "hire_mlp_b", "hire_mlp_l"]
 HEAVY = {"hire_mlp_b", "hire_mlp_l"}
+=======
+>>>>>>> f-blocks
 
 
 def small_hire(img_size: int = 224) -> ArchSpec:
     data: dict[str, Any] = hire_mlp([16, 32, 48, 64], [2, 2, 3, 2])
     data["input"]["img_size"] = img_size
     return ArchSpec.from_dict(data)
-
-
-@pytest.mark.parametrize("name", PRESETS)
-def test_preset_params_match_published(name: str) -> None:
-    with torch.device("meta"):
-        model = archbench.build(name)
-    measured = count_params(model) / 1e6
-    assert tolerance(zoo.published(name).params_m, "params").accepts(measured), (name, measured)
-
-
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in HEAVY else n for n in PRESETS])
-def test_preset_macs_match_published(name: str) -> None:
-    macs = count_macs(archbench.build(name), 224)
-    measured = macs.total / 1e9
-    assert tolerance(zoo.published(name).gmacs, "macs").accepts(measured), (name, measured)
-    assert macs.uncounted_ops == {}
 
 
 def test_shift_follows_block_index() -> None:

@@ -1,4 +1,5 @@
-"""PVT v1: positional patch embeddings on the pyramid "mhsa" block, and the Tiny/Small presets."""
+"""PVT v1: positional patch embeddings on the pyramid "mhsa" block, and PVT-Tiny against the
+release's count (published figures: tests/zoo/test_presets.py)."""
 from __future__ import annotations
 
 import pytest
@@ -9,10 +10,14 @@ from archbench.blocks.pvt import PositionalPatchEmbed
 from archbench.measure.macs import count_macs, count_macs_meta
 from archbench.measure.params import count_params_meta
 from archbench.spec import ArchSpec
+<<<<<<< HEAD
 from archbench.zoo import get, published
 from archbench.measure.tolerance import tolerance
 
 PRESETS = ["pvt_ti", "pvt_s"]
+=======
+from archbench.zoo import get
+>>>>>>> f-blocks
 
 
 def small() -> ArchSpec:
@@ -38,24 +43,10 @@ def meta_params(name: str) -> int:
     return count_params_meta(lambda: archbench.build(get(name)))
 
 
-@pytest.mark.parametrize("name", PRESETS)
-def test_preset_params_reproduce(name: str) -> None:
-    measured = meta_params(name) / 1e6
-    assert tolerance(published(name).params_m, "params").accepts(measured), measured
-
-
 def test_preset_params_equal_release_less_class_token() -> None:
     # whai362/PVT pvt_tiny counts 13,229,288; its stage-4 class token and that token's position
     # embedding slot (2 × 512) are the only parameters the pooled preset leaves out.
     assert meta_params("pvt_ti") == 13_229_288 - 2 * 512
-
-
-@pytest.mark.parametrize("name", PRESETS)
-def test_preset_macs_reproduce(name: str) -> None:
-    arch = get(name)
-    macs = count_macs(archbench.build(arch), arch.img_size)
-    assert macs.uncounted_ops == {}
-    assert tolerance(published(name).gmacs, "macs").accepts(macs.total / 1e9), macs.total / 1e9
 
 
 def test_position_embeddings_per_stage() -> None:

@@ -1,5 +1,6 @@
 """Refiner: the refiner block in both layouts, the shared attention map, the conv stem, and the
-three Refiner-ViT presets against the README's parameter counts."""
+three Refiner-ViT presets against the release's parameter counts (published figures and our pinned
+MACs: tests/zoo/test_presets.py)."""
 from __future__ import annotations
 
 from typing import Any
@@ -16,7 +17,10 @@ from archbench.registry import TokenState
 from archbench.spec import ArchSpec
 from archbench.zoo import get, published
 from archbench.zoo.refiner import refiner_vit
+<<<<<<< HEAD
 from archbench.measure.tolerance import tolerance
+=======
+>>>>>>> f-blocks
 
 # Unique parameters of the released models (no token-labelling aux head), counted by instantiating
 # zhoudaquan/Refiner_ViT's Refiner_ViT_{S,M,L}(return_dense=False); ours load their weights one to one.
@@ -50,16 +54,7 @@ def test_preset_params_reproduce(name: str) -> None:
     with torch.device("meta"):
         params = count_params(archbench.build(get(name)))
     assert params == RELEASE_PARAMS[name]
-    assert tolerance(published(name).params_m, "params").accepts(params / 1e6)
     assert published(name).gmacs is None
-
-
-@pytest.mark.parametrize("name", ["refiner_vit_s", "refiner_vit_l"])
-def test_preset_macs_fully_counted(name: str) -> None:
-    macs = count_macs(archbench.build(get(name)), 224)
-    assert macs.uncounted_ops == {}
-    # Attention (q kᵀ, A v) and the refiner's convolutions over the (N+1)² maps are all in the count.
-    assert macs.total == {"refiner_vit_s": 6_819_257_248, "refiner_vit_l": 19_283_809_536}[name]
 
 
 @pytest.mark.parametrize("arch", [isotropic(share=True), isotropic(share=False), pyramid(share=True)], ids=["iso-shared", "iso-own", "pyramid"])

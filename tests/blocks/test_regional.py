@@ -15,7 +15,10 @@ from archbench.measure.macs import count_macs, count_macs_meta
 from archbench.measure.params import count_params
 from archbench.spec import ArchSpec
 from archbench.zoo import pyramid
+<<<<<<< HEAD
 from archbench.measure.tolerance import tolerance
+=======
+>>>>>>> f-blocks
 
 PRESETS = ["regionvit_ti", "regionvit_s", "regionvit_m", "regionvit_b"]
 
@@ -36,22 +39,13 @@ def small_spec(img_size: int = 224, local_stem: str = "3conv", depths: tuple[int
 
 
 # ---- presets -----------------------------------------------------------------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize("name", PRESETS)
-def test_preset_params_match_published(name: str) -> None:
-    with torch.device("meta"):
-        model = archbench.build(name)
-    measured = count_params(model) / 1e6
-    published = zoo.published(name).params_m
-    assert tolerance(published, "params").accepts(measured), (name, measured, published)
-
-
-@pytest.mark.parametrize("name", PRESETS)
-def test_preset_macs_match_published(name: str) -> None:
+def test_published_macs_are_the_matrix_products(name: str) -> None:
+    # Within tolerance of the README is checked in tests/zoo/test_presets.py; this is why it is.
     model = archbench.build(name)
     count = count_macs(model, zoo.get(name).img_size)
     published = zoo.published(name).gmacs
-    assert count.uncounted_ops == {}
-    assert tolerance(published, "macs").accepts(count.total / 1e9), (name, count.total / 1e9, published)
     # The convention (see the presets' note): the README's one-decimal figures are exactly the
     # matrix products (convs, linears, regional and local attention) rounded; without attention,
     # S (5.20) and M (7.22) would miss.

@@ -1,7 +1,7 @@
 """The zoo's first presets, each the twin of a timm model: DeiT, Swin, ConViT, MLP-Mixer, ResMLP.
 
 Parameters equal timm's own model exactly; MACs: our matrix products equal the independent count
-of timm's model op for op, our total is within 1% of it, and both published figures reproduce.
+of timm's model op for op, our total is within 1% of it (the published figures: test_presets.py).
 """
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ import archbench
 from archbench import zoo
 from archbench.measure.macs import count_macs, count_macs_meta
 from archbench.measure.params import count_params
-from archbench.measure.tolerance import tolerance
 
 SMALL = ["deit_ti", "deit_s", "swin_t", "convit_ti", "convit_s", "resmlp_s12"]
 LARGE = ["deit_b", "swin_s", "swin_b", "convit_b", "mixer_b16"]  # > ~5 s each for the MAC count
@@ -30,14 +29,12 @@ def test_every_v1_preset_is_registered_with_its_timm_twin() -> None:
 
 
 @pytest.mark.parametrize("name", ZOO_V1)
-def test_params_equal_timm_and_published(name: str) -> None:
+def test_params_equal_timm(name: str) -> None:
     with torch.device("meta"):
         ours = count_params(archbench.build(name))
         theirs = count_params(timm.create_model(zoo.preset(name).timm_name, pretrained=False))
     assert ours == theirs, (name, ours, theirs)
     assert ours == TIMM_PARAMS.get(name, ours)
-    published = zoo.published(name).params_m
-    assert tolerance(published, "params").accepts(ours / 1e6), (name, ours / 1e6, published)
 
 
 def _check_macs(name: str) -> None:
@@ -48,16 +45,14 @@ def _check_macs(name: str) -> None:
     # The independent counter sees matrix products only; ours adds norms and the like (< 0.5%).
     assert count.matmul_macs == theirs == TIMM_MATMUL_MACS.get(name, theirs), (name, count.matmul_macs, theirs)
     assert abs(count.total / theirs - 1) < 0.01, (name, count.total, theirs)
-    published = zoo.published(name).gmacs
-    assert tolerance(published, "macs").accepts(count.total / 1e9), (name, count.total / 1e9, published)
 
 
 @pytest.mark.parametrize("name", SMALL)
-def test_macs_match_timm_and_published(name: str) -> None:
+def test_macs_match_timm(name: str) -> None:
     _check_macs(name)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", LARGE)
-def test_macs_match_timm_and_published_large(name: str) -> None:
+def test_macs_match_timm_large(name: str) -> None:
     _check_macs(name)
