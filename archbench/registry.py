@@ -9,6 +9,8 @@ import difflib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Literal
 
+from archbench.errors import UserError
+
 if TYPE_CHECKING:
     from torch import nn
 
@@ -19,7 +21,7 @@ KINDS: tuple[LayerKind, ...] = ("stem", "block", "downsample", "head")
 _REQUIRED = object()
 
 
-class SpecError(ValueError):
+class SpecError(UserError):
     """An architecture or space description is invalid; the message names the key path."""
 
     def __init__(self, path: str, message: str) -> None:

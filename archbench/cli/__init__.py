@@ -12,14 +12,13 @@ import warnings
 from typing import Sequence
 
 from archbench.errors import UserError
-from archbench.registry import SpecError
 
 # Subcommand modules, in the order `archbench --help` lists them.
 SUBCOMMANDS = ("profile", "zoo", "reproduce", "spaces", "search", "report")
 
-# What the user can fix, reported in one line with exit status 2. SpecError is listed until it
-# derives from UserError (archbench/registry.py); any other exception is a bug and keeps its traceback.
-USER_ERRORS: tuple[type[BaseException], ...] = (UserError, SpecError, FileNotFoundError)
+# What the user can fix, reported in one line with exit status 2 (SpecError is a UserError); any
+# other exception is a bug and keeps its traceback.
+USER_ERRORS: tuple[type[BaseException], ...] = (UserError, FileNotFoundError)
 
 
 class UsageError(UserError):
