@@ -113,7 +113,7 @@ GPU = Settings(
     gpus_per_trial=(1.0, 0.25),
     concurrency=None,
     oom_cases=(_TRAIN_OOM, _LATENCY_OOM),
-    limits_s={"pytest": 150, "profile": 90, "search": 80, "oom": 40},
+    limits_s={"pytest": 140, "profile": 110, "search": 75, "oom": 40},
 )
 
 DRY = Settings(
@@ -273,7 +273,7 @@ def step_profile(s: Settings, runner: Runner, work: Path, limit: float) -> dict[
     rows_path = work / "profile.jsonl"
     rows_path.unlink(missing_ok=True)
     job = {"device": s.device, "presets": s.presets, "img_size": s.profile_img_size, "batches": s.profile_batches,
-           "dtypes": s.profile_dtypes, "out": str(rows_path)}
+           "dtypes": s.profile_dtypes, "out": str(rows_path), "stop_after_s": max(5.0, limit - 15.0)}
     ran = runner.run([sys.executable, str(Path(__file__).resolve()), "--profile-worker", json.dumps(job)], limit)
     rows = [json.loads(line) for line in rows_path.read_text().splitlines() if line.strip()] if rows_path.exists() else []
     expected = len(s.presets) * len(s.profile_batches) * len(s.profile_dtypes)
@@ -312,11 +312,18 @@ def profile_worker(job: dict[str, Any]) -> int:
     from archbench.measure import profile
 
     failures = 0
+    started = time.monotonic()
     with open(job["out"], "a") as out:
         for preset in job["presets"]:
             for dtype in job["dtypes"]:
                 for batch in job["batches"]:
                     row: dict[str, Any] = {"preset": preset, "batch_size": batch, "dtype": dtype, "device": job["device"]}
+                    if time.monotonic() - started > job["stop_after_s"]:
+                        # Stop cleanly before the step's limit: the rows so far and this note survive.
+                        failures += 1
+                        row["error"] = "not measured: the step's time limit was near"
+                        out.write(json.dumps(row) + "\n")
+                        continue
                     try:
                         first = profile(preset, img_size=job["img_size"], batch_size=batch, device=job["device"], dtype=dtype)
                         second = profile(preset, img_size=job["img_size"], batch_size=batch, device=job["device"], dtype=dtype, memory=False)
