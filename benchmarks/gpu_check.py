@@ -43,6 +43,7 @@ from typing import Any, Callable
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = 1
 TAG = "ARCHBENCH_GPU_CHECK_TAG"  # every process a step starts inherits it: the sweep finds leftovers by it
+REQUIRED = ("torch", "timm", "fvcore", "optuna", "ray", "pandas", "pyarrow", "sklearn", "rich", "yaml", "pytest")
 OOM_REASON = re.compile(r"out of memory|OutOfMemory|can't allocate memory", re.IGNORECASE)
 
 
@@ -240,7 +241,7 @@ def _last_line(text: str) -> str:
 # ---- step 1: the CUDA-marked tests ---------------------------------------------------------------
 def step_pytest(s: Settings, runner: Runner, work: Path, limit: float) -> dict[str, Any]:
     xml = work / "pytest-cuda.xml"
-    ran = runner.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "cuda", f"--junitxml={xml}", *s.pytest_paths], limit)
+    ran = runner.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "cuda", "--continue-on-collection-errors", f"--junitxml={xml}", *s.pytest_paths], limit)
     tests = _junit(xml) if xml.exists() else []
     counts = {k: sum(1 for t in tests if t["outcome"] == k) for k in ("passed", "failed", "error", "skipped")}
     # rc 5: nothing collected under the marker, which here means the CUDA tests went missing.
@@ -533,6 +534,10 @@ def machine_info(s: Settings) -> dict[str, Any]:
             info[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             info[name] = None
+    import importlib.util
+
+    # A bare GPU image may lack some (ray, optuna, fvcore): every step then fails, and this says why.
+    info["missing_packages"] = [m for m in REQUIRED if importlib.util.find_spec(m) is None]
     try:
         info["git_commit"] = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
@@ -638,6 +643,7 @@ def markdown(r: dict[str, Any]) -> str:
         "",
         f"`{r['command']}`",
         "",
+        *([f"Missing packages: {', '.join(m['missing_packages'])}.", ""] if m.get("missing_packages") else []),
         "| step | status | seconds | note |",
         "|---|---|---:|---|",
     ]
