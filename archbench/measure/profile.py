@@ -133,7 +133,7 @@ def profile(
     if latency:
         lat = measure_latency(model, size, batch_size=batch_size, device=device, dtype=dtype, threads=threads)
     if memory:
-        mem = measure_memory(model, size, batch_size=batch_size, device=device)
+        mem = measure_memory(model, size, batch_size=batch_size, device=device, dtype=dtype)
     return Profile(
         name=name,
         img_size=size,

@@ -25,6 +25,16 @@ def test_cpu_memory_is_activation_bytes_and_grows_with_batch():
     assert one.weights_bytes == 4 * sum(p.numel() for p in model.parameters()) + 4 * sum(b.numel() for b in model.buffers())
 
 
+def test_memory_is_measured_under_the_requested_dtype():
+    """Memory is reported beside latency: both under the same autocast dtype (linear outputs in
+    bf16 take half the bytes of fp32 ones)."""
+    model = archbench.build("deit_ti", img_size=32, num_classes=10)
+    fp32 = measure_memory(model, 32, batch_size=2)
+    bf16 = measure_memory(model, 32, batch_size=2, dtype="bfloat16")
+    assert (fp32.dtype, bf16.dtype) == ("float32", "bfloat16")
+    assert 0.4 * fp32.peak_bytes < bf16.peak_bytes < 0.8 * fp32.peak_bytes
+
+
 def test_profile_of_a_timm_model_and_provenance():
     p = profile("timm:resnet18", latency=False, memory=False)
     assert p.params == 11_689_512 and p.macs == pytest.approx(1.82e9, rel=0.01)
