@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 if TYPE_CHECKING:
-    from archbench.search.options import Objective
+    from archbench.objectives import Objective
 
 # The reference point lies this fraction of each objective's range beyond the worst point seen, so
 # the worst points of the front still add volume (a reference on the nadir gives them none).

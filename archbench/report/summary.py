@@ -12,12 +12,12 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pandas as pd
 
+from archbench.objectives import Objective, parse_objectives
+from archbench.pareto import pareto_ranks
 from archbench.report.hypervolume import Box, box_from_data, hypervolume, parse_bounds
 from archbench.report.leaderboard import rank
-from archbench.report.pareto import pareto_ranks
 from archbench.report.runs import DEFAULT_ROOT, RunInfo, load_runs
 from archbench.report.zoo_anchors import LatencySetting, ZooAnchor, default_anchors, measure_anchors
-from archbench.search.options import Objective, parse_objectives
 
 BY = ("run", "sampler", "space")
 DEFAULT_OBJECTIVES = "val_acc:max,macs:min"

@@ -20,8 +20,9 @@ from rich.table import Table
 from archbench.store import TrialRecord, write_trial
 
 if TYPE_CHECKING:
-    from archbench.search.manifest import Manifest
     from archbench.search.options import SearchOptions
+    from archbench.space import Space
+    from archbench.store.run import Manifest
 
 # Keys of a trial's report that are TrialRecord columns under the same name.
 _DIRECT = (
@@ -47,7 +48,7 @@ def _finite(value: Any) -> Any:
 class PartWriter(Callback):
     """Writes ``trials/part-<trial_id>.parquet`` when a trial completes, errors, or is left unfinished."""
 
-    def __init__(self, run_dir: Path, options: SearchOptions, manifest: Manifest, space: Any) -> None:
+    def __init__(self, run_dir: Path, options: SearchOptions, manifest: Manifest, space: Space) -> None:
         self.run_dir = run_dir
         self.options = options
         self.manifest = manifest
@@ -127,14 +128,7 @@ class PartWriter(Callback):
             trial_id=trial_id_of(number),
             status=status,
             error=result.get("error") or None,
-            dataset=opts.dataset,
-            proxy_img_size=opts.proxy_img_size,
-            proxy_width_mult=opts.proxy_width_mult,
-            proxy_depth_mult=opts.proxy_depth_mult,
-            proxy_epochs=opts.epochs,
-            proxy_batch_size=opts.batch_size,
-            proxy_lr=opts.lr,
-            seed=opts.seed + int(number),
+            **opts.train.for_trial(number).record_fields(),
             started_at=_timestamp(result.get("started_at")),
             finished_at=_timestamp(result.get("finished_at")) or datetime.now(timezone.utc),
             sampler=opts.sampler,
@@ -232,7 +226,7 @@ class ProgressView(Callback):
         self.on_trial_complete(iteration, trials, trial, **info)
 
     def render(self) -> Group:
-        from archbench.report.pareto import pareto_ranks
+        from archbench.pareto import pareto_ranks
 
         done = sum(v for k, v in self.counts.items() if k != "interrupted")
         elapsed = time.monotonic() - self.started

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from archbench.store.schema import METADATA_KEY, SCHEMA, SCHEMA_VERSION, TrialRecord
-from archbench.store.writer import PART_PREFIX, PART_SUFFIX, TRIALS_DIR
+from archbench.store.run import PART_GLOB, TRIALS_DIR
 
 PathLike = str | Path
 
@@ -57,7 +57,7 @@ def part_files(run_dirs: PathLike | Iterable[PathLike]) -> list[Path]:
             files.append(path)
             continue
         folder = path / TRIALS_DIR if (path / TRIALS_DIR).is_dir() else path
-        files.extend(sorted(folder.glob(f"{PART_PREFIX}*{PART_SUFFIX}")))
+        files.extend(sorted(folder.glob(PART_GLOB)))
     return files
 
 

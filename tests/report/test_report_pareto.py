@@ -8,7 +8,7 @@ from rich.console import Console
 
 from archbench.report import make_report, pareto_ranks, print_leaderboard, rank
 from archbench.report.pareto import crowding_distance
-from archbench.search.options import parse_objectives
+from archbench.objectives import parse_objectives
 
 
 def test_ranks_with_ties_duplicates_and_missing_values():
