@@ -133,7 +133,7 @@ class RunDirLock:
     drops the lock when the driver dies, however it dies."""
 
     def __init__(self, activity: str = DEFAULT_KIND) -> None:
-        self.activity = activity  # named in the error a second driver gets
+        self.activity = activity  # written beside the pid, so a second driver's error names it
         self._fd: int | None = None
 
     def acquire(self, run_dir: Path) -> None:
@@ -141,13 +141,14 @@ class RunDirLock:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as err:
-            holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
+            pid, _, activity = os.read(fd, 200).decode(errors="replace").strip().partition(" ")
             os.close(fd)
             if err.errno in (errno.EAGAIN, errno.EACCES):
-                raise ValueError(f"--run-dir: {run_dir} is in use by another archbench {self.activity} (pid {holder})") from None
+                what = activity or DEFAULT_KIND  # lock files of older drivers hold the pid alone
+                raise ValueError(f"--run-dir: {run_dir} is in use by another archbench {what} (pid {pid or '?'})") from None
             raise
         os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
+        os.write(fd, f"{os.getpid()} {self.activity}".encode())
         self._fd = fd
 
     def release(self) -> None:
