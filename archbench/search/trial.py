@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from archbench.search.options import SearchOptions
     from archbench.space import Constraints, Space
     from archbench.spec import ArchSpec
+    from archbench.train.loop import EpochResult
 
 
 @dataclass(frozen=True)
@@ -174,7 +175,7 @@ def _train(arch: ArchSpec, data: Dataset | None, plan: TrialPlan, config: dict[s
     assert data is not None
     proxy = plan.train.proxy_of(arch, data)
 
-    def on_epoch(epoch: Any) -> None:
+    def on_epoch(epoch: EpochResult) -> None:
         history = record.setdefault("val_acc_history", [])
         history.append(epoch.val_acc)
         record.update(

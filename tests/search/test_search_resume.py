@@ -25,12 +25,21 @@ SLOW_TINY = (
 
 
 def running_trial_numbers(run: Path) -> list[int]:
+    """Trials in flight: RUNNING in the study and done sampling (DefineByRun sets ``violation`` last).
+
+    A trial is RUNNING from its ask on, while its parameters are still being drawn one by one; a
+    kill in those ~0.2 s leaves it with part of its parameters (or none), which is not the case
+    under test here."""
     db = run / "optuna.db"
     if not db.exists():
         return []
+    query = (
+        "SELECT t.number FROM trials t WHERE t.state = 'RUNNING' AND EXISTS "
+        "(SELECT 1 FROM trial_user_attributes a WHERE a.trial_id = t.trial_id AND a.key = 'violation')"
+    )
     try:
         with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1) as con:
-            return [n for (n,) in con.execute("SELECT number FROM trials WHERE state = 'RUNNING'")]
+            return [n for (n,) in con.execute(query)]
     except sqlite3.Error:
         return []  # the driver is creating the tables
 
