@@ -16,6 +16,7 @@ from archbench.store.run import Manifest, RunDirLock, RunFolder
 if TYPE_CHECKING:
     from archbench.space import Space
 
+SEARCH = "search"  # this kind of run, in its manifest and its lock
 # A resumed run keeps its own settings; only these may change on the command line.
 CHANGEABLE_ON_RESUME = frozenset({"trials", "time_budget_min", "concurrency", "ray_address", "cpus_per_trial", "gpus_per_trial"})
 
@@ -40,6 +41,8 @@ def prepare_run(
             raise ValueError("--resume needs --run-dir of the run to continue")
         folder = RunFolder.open(options.run_dir)
         manifest = folder.read_manifest()
+        if manifest.kind != SEARCH:
+            raise ValueError(f"--run-dir: {folder.path} holds a {manifest.kind} run, not a search")
         if lock is not None:
             lock.acquire(folder.path)
         stored = SearchOptions.from_dict(manifest.options)
@@ -67,6 +70,7 @@ def search_manifest(options: SearchOptions, space: Space, command: list[str]) ->
     from archbench.store.run import SPACE_COPY
 
     return Manifest(
+        kind=SEARCH,
         run_id=uuid.uuid4().hex[:12],
         created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         command=" ".join(command),

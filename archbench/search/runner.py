@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from archbench.search.options import SearchOptions
-from archbench.search.prepare import load_space, prepare_run, resolve_device
+from archbench.search.prepare import SEARCH, load_space, prepare_run, resolve_device
 from archbench.search.ray_session import RayUnavailable, ray_session
 from archbench.search.sampling import make_searcher, open_storage, optuna_quiet, retry_unfinished, trials_in_study
 from archbench.search.trial import TrialPlan, run_trial
@@ -59,7 +59,7 @@ def run_search(
     started = time.monotonic()
     # Before the run folder exists: a bad --dataset leaves nothing behind (a resume reads its own).
     data = options.train.load_dataset() if not options.resume and options.needs_training else None
-    lock = RunDirLock()
+    lock = RunDirLock(SEARCH)
     try:
         options, run_dir, manifest = prepare_run(options, command, set(overrides), lock=lock)
         if data is None and options.needs_training:

@@ -133,6 +133,10 @@ def test_resume_keeps_the_stored_settings(tmp_path):
     assert manifest2.run_id == manifest.run_id and manifest2.resumed == ["bench.py search --resume"]
     stored = json.loads((Path(run_dir) / "manifest.json").read_text())
     assert stored["options"]["trials"] == 4 and stored["resumed"] == ["bench.py search --resume"]
+    assert stored["kind"] == "search"
+    (Path(run_dir) / "manifest.json").write_text(json.dumps({**stored, "kind": "fidelity"}))
+    with pytest.raises(ValueError, match="holds a fidelity run, not a search"):
+        prepare_run(again, ["bench.py", "search", "--resume"], {"trials", "run_dir", "resume"})
 
 
 def test_progress_lines_and_running_count(tmp_path):
