@@ -13,17 +13,19 @@ from archbench.registry import SpecError
 __all__ = ["format_quantity", "parse_quantity"]
 
 _SUFFIXES = {"": 1.0, "k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}
-_QUANTITY = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([kKMGT]?)\s*$")
+_QUANTITY = re.compile(r"^\s*([-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?)\s*([kKMGT]?)\s*$")
 _PREFIXES = (("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3))
 
 
-def parse_quantity(value: Any, path: str = "", key: str = "") -> float:
-    """A positive number from ``6G``, ``30M``, ``1.5k``, ``6.0e9`` or a plain int/float.
+def parse_quantity(value: Any, path: str = "", key: str = "", *, positive: bool = True) -> float:
+    """A positive number from ``6G``, ``30M``, ``1.5k``, ``6.0e9`` or a plain int/float (any finite
+    number, zero and negatives included, with ``positive=False``: hypervolume bounds).
 
     Args:
         value: the text or number as written.
         path: where it was written (``constraints.max_macs``, ``--max-macs``), for the error.
         key: the bound's name; ``max_latency_ms`` is milliseconds and takes no SI suffix.
+        positive: refuse zero and negative numbers.
 
     Raises:
         SpecError: naming ``path``, for anything but a finite positive number.
@@ -42,7 +44,9 @@ def parse_quantity(value: Any, path: str = "", key: str = "") -> float:
         number = float(match.group(1)) * _SUFFIXES[match.group(2)]
     else:
         raise SpecError(path, f"expected a number such as 6G, 30M or 6.0e9, got {value!r}")
-    if not math.isfinite(number) or number <= 0:
+    if not math.isfinite(number):
+        raise SpecError(path, f"expected a finite number, got {value!r}")
+    if positive and number <= 0:
         raise SpecError(path, f"expected a positive number, got {value!r}")
     return number
 

@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -29,20 +30,23 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import yaml
 
 from archbench import zoo
-from archbench.train import scale_arch
+from archbench.train import TrainConfig, scale_arch
 
 # A small fixed architecture (a space of size one), so both loops do the very same work per trial.
 ARCH = scale_arch(zoo.get("deit_ti"), width_mult=0.25, depth_mult=0.34, img_size=32, num_classes=10)
+# One epoch on digits at 32 px, the architecture as it is (no further proxy scaling), in all three loops.
+TRAIN = TrainConfig(epochs=1, batch_size=64, lr=2e-3, proxy_img_size=32, proxy_width_mult=1.0, proxy_depth_mult=1.0, seed=0)
 
 
 def harness(arch_file: Path, workdir: Path, *, trials: int, objectives: str, concurrency: int) -> float:
     """Wall seconds of run_search (the CLI's code path, without the final leaderboard)."""
-    from archbench.search.options import SearchOptions, parse_objectives
+    from archbench.objectives import parse_objectives
+    from archbench.search.options import SearchOptions
     from archbench.search.runner import run_search
 
     options = SearchOptions(
-        space=str(arch_file), trials=trials, epochs=1, concurrency=concurrency, objectives=parse_objectives(objectives),
-        run_dir=str(workdir / f"harness-{time.monotonic_ns()}"), proxy_width_mult=1.0, proxy_depth_mult=1.0,
+        space=str(arch_file), trials=trials, concurrency=concurrency, objectives=parse_objectives(objectives),
+        run_dir=str(workdir / f"harness-{time.monotonic_ns()}"), train=TRAIN,
     )
     start = time.perf_counter()
     outcome = run_search(options, command=["benchmark"], live=False, progress=False)
@@ -56,21 +60,19 @@ def bare(arch_file: Path, workdir: Path, *, trials: int, objectives: str, concur
     from ray import tune
 
     from archbench import space as spaces
-    from archbench.search.options import parse_objectives
+    from archbench.objectives import parse_objectives
     from archbench.search.trial import TrialPlan, run_trial
-    from archbench.train.data import load_dataset
 
     start = time.perf_counter()
     objs = parse_objectives(objectives)
     training = any(o.name == "val_acc" for o in objs)
     space = spaces.load(str(arch_file))
     arch = space.sample(0, constrained=False)
-    data = load_dataset("digits", img_size=32, seed=0) if training else None
+    data = TRAIN.load_dataset() if training else None
     plan = TrialPlan(
-        run_id=f"bare{time.monotonic_ns()}", epochs=1, batch_size=64, lr=2e-3, weight_decay=0.05, warmup_epochs=1,
-        label_smoothing=0.1, mixup=0.0, cutmix=0.0, proxy_img_size=32, proxy_width_mult=1.0, proxy_depth_mult=1.0,
-        device="cpu", cpus_per_trial=1, seed=0, needs_training=training, measure_latency=False, max_latency_ms=None,
-        latency_batch_size=1, latency_threads=None, target_img_size=32, target_num_classes=10, constraints=None,
+        run_id=f"bare{time.monotonic_ns()}", train=replace(TRAIN, device="cpu", threads=1), needs_training=training,
+        measure_latency=False, max_latency_ms=None, latency_batch_size=1, latency_threads=None, target_img_size=32,
+        target_num_classes=10, constraints=None,
     )
     trainable = tune.with_resources(tune.with_parameters(run_trial, data=data, plan=plan), {"cpu": 1})
     tuner = tune.Tuner(
@@ -88,16 +90,16 @@ def bare(arch_file: Path, workdir: Path, *, trials: int, objectives: str, concur
 def work_alone(*, objectives: str, repeats: int = 3) -> float:
     """Seconds of one trial's work called directly, no Ray: count the model (and train one epoch)."""
     from archbench.search.trial import _cheap_objectives
-    from archbench.train import load_dataset, train_proxy
+    from archbench.train import train_proxy
 
     training = objectives.startswith("val_acc")
-    data = load_dataset("digits", img_size=32, seed=0) if training else None
+    data = TRAIN.load_dataset() if training else None
     best = float("inf")
     for seed in range(repeats):
         start = time.perf_counter()
         _cheap_objectives(ARCH)
         if training:
-            train_proxy(ARCH, data, epochs=1, batch_size=64, lr=2e-3, threads=1, seed=seed)
+            train_proxy(ARCH, data, replace(TRAIN, device="cpu", threads=1, seed=seed))
         best = min(best, time.perf_counter() - start)
     return best
 

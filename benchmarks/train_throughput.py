@@ -18,7 +18,7 @@ from torch import nn
 
 import archbench
 from archbench import ArchSpec, zoo
-from archbench.train import Dataset, load_dataset, scale_arch, train_proxy
+from archbench.train import Dataset, TrainConfig, load_dataset, scale_arch, train_proxy
 
 TINY = {
     "name": "tiny_conv",
@@ -63,8 +63,8 @@ def run_bare(spec: ArchSpec, data: Dataset, args: argparse.Namespace, rep: int) 
 
 
 def run_ours(spec: ArchSpec, data: Dataset, args: argparse.Namespace, rep: int) -> float:
-    result = train_proxy(spec, data, epochs=args.epochs, batch_size=args.batch_size, lr=1e-3,
-                         warmup_epochs=0.5, threads=args.threads, seed=rep)
+    config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=1e-3, warmup_epochs=0.5, threads=args.threads, seed=rep, device="cpu")
+    result = train_proxy(spec, data, config)
     return result.images_per_second
 
 

@@ -1,21 +1,27 @@
 """`archbench search` / `python bench.py search`: multi-objective architecture search.
 
-Flags map one to one onto SearchOptions; the run lands in runs/<space>-<timestamp>/ (Parquet parts,
-manifest, Optuna journal, Ray log) and ends with the run's leaderboard.
+Flags map one to one onto SearchOptions' flat form (training flags onto its TrainConfig); the run lands
+in runs/<space>-<timestamp>/ (Parquet parts, manifest, the Optuna study in SQLite, Ray log) and ends
+with the run's leaderboard.
 """
 from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import fields
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from archbench.cli import UsageError
+
+if TYPE_CHECKING:
+    from archbench.search.options import SearchOptions
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     from archbench.search.options import SAMPLERS, SCHEDULERS, SearchOptions
 
     d = SearchOptions()
+    t = d.train
     p = subparsers.add_parser(
         "search",
         help="search a space: Optuna samples, Ray Tune trains proxies, results land as Parquet",
@@ -31,14 +37,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--sampler", choices=SAMPLERS, default=S, help=f"Optuna sampler (default {d.sampler})")
     p.add_argument("--objectives", default=S, help="comma list of NAME:max|min from val_acc, macs, params, latency_ms (default val_acc:max,macs:min)")
     p.add_argument("--dataset", default=S, help="digits | cifar10:PATH | cifar100:PATH | folder:PATH (default digits, bundled)")
-    p.add_argument("--epochs", type=int, default=S, help=f"proxy training epochs (default {d.epochs})")
-    p.add_argument("--batch-size", type=int, default=S, help=f"proxy training batch size (default {d.batch_size})")
-    p.add_argument("--lr", type=float, default=S, help=f"peak AdamW learning rate (default {d.lr})")
+    p.add_argument("--epochs", type=int, default=S, help=f"proxy training epochs (default {t.epochs})")
+    p.add_argument("--batch-size", type=int, default=S, help=f"proxy training batch size (default {t.batch_size})")
+    p.add_argument("--lr", type=float, default=S, help=f"peak AdamW learning rate (default {t.lr})")
     p.add_argument("--mixup", type=float, default=S, help="timm Mixup alpha, 0 = off (default 0)")
     p.add_argument("--cutmix", type=float, default=S, help="timm CutMix alpha, 0 = off (default 0)")
-    p.add_argument("--proxy-img-size", type=int, default=S, help=f"proxy training resolution (default {d.proxy_img_size})")
-    p.add_argument("--proxy-width-mult", type=float, default=S, help=f"proxy width multiplier (default {d.proxy_width_mult})")
-    p.add_argument("--proxy-depth-mult", type=float, default=S, help=f"proxy depth multiplier (default {d.proxy_depth_mult})")
+    p.add_argument("--proxy-img-size", type=int, default=S, help=f"proxy training resolution (default {t.proxy_img_size})")
+    p.add_argument("--proxy-width-mult", type=float, default=S, help=f"proxy width multiplier (default {t.proxy_width_mult})")
+    p.add_argument("--proxy-depth-mult", type=float, default=S, help=f"proxy depth multiplier (default {t.proxy_depth_mult})")
     p.add_argument("--scheduler", choices=SCHEDULERS, default=S, help="fifo, or asha to prune on val_acc (default fifo)")
     p.add_argument("--cpus-per-trial", type=int, default=S, help=f"CPU threads per trial (default {d.cpus_per_trial})")
     p.add_argument("--gpus-per-trial", type=float, default=S, help="GPUs per trial, fractional packs several (default 0; 0.25 with --device cuda)")
@@ -47,7 +53,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--ray-address", default=S, help="join an existing Ray cluster (ray start --head …) instead of a local one")
     p.add_argument("--run-dir", default=S, help="run folder (default runs/<space>-<timestamp>)")
     p.add_argument("--resume", action="store_true", default=S, help="continue the run in --run-dir up to --trials")
-    p.add_argument("--seed", type=int, default=S, help=f"seed of sampler, splits and training (default {d.seed})")
+    p.add_argument("--seed", type=int, default=S, help=f"seed of sampler, splits and training (default {t.seed})")
     p.add_argument("--max-macs", default=S, help="override the space's max_macs, e.g. 2G")
     p.add_argument("--max-params", default=S, help="override the space's max_params, e.g. 20M")
     p.add_argument("--time-budget", type=float, default=S, dest="time_budget_min", help="minutes after which no new trial starts")
@@ -57,18 +63,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
-def _options_from(args: argparse.Namespace) -> tuple["SearchOptions", set[str]]:  # noqa: F821
-    from archbench.search.options import SearchOptions, parse_objectives
-    from archbench.quantity import parse_quantity as _quantity
+def _options_from(args: argparse.Namespace) -> tuple[SearchOptions, set[str]]:
+    """The options the flags give (the rest keep their defaults) and the flat names of those given."""
+    from archbench.search.options import SearchOptions
+    from archbench.quantity import parse_quantity
 
-    names = {f.name for f in fields(SearchOptions)}
-    given = {k: v for k, v in vars(args).items() if k in names}
-    if "objectives" in given:
-        given["objectives"] = parse_objectives(given["objectives"])
+    given = {k: v for k, v in vars(args).items() if k in SearchOptions.flat_names()}
     for key in ("max_macs", "max_params"):
         if key in given:
-            given[key] = _quantity(given[key], f"--{key.replace('_', '-')}", key)
-    return SearchOptions(**given), set(given)
+            given[key] = parse_quantity(given[key], f"--{key.replace('_', '-')}", key)
+    return SearchOptions.from_dict(given), set(given)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -93,14 +97,19 @@ def run(args: argparse.Namespace) -> int:
     out.print(f"\n[bold]{outcome.run_dir}[/]: {counts} in {outcome.elapsed_s:.0f}s", soft_wrap=True)
     print_leaderboard([outcome.run_dir], top=args.top, console=out)
     # soft_wrap: paths and commands stay on one line, whole, for copying (rich wraps at 80 off a terminal)
-    out.print(
-        f"written: {outcome.run_dir}/trials/ (Parquet, one part a trial), manifest.json, space.yaml, "
-        f"optuna.db, ray.log",
-        soft_wrap=True,
-    )
+    out.print(f"written: {_written(outcome.run_dir)}", soft_wrap=True)
     if outcome.interrupted:
         out.print(f"interrupted: continue with  archbench search --resume --run-dir {outcome.run_dir}", soft_wrap=True)
         return 130
     if outcome.stopped_by_budget:
         out.print("time budget reached: no new trials were started after it", soft_wrap=True)
     return 0
+
+
+def _written(run_dir: Path) -> str:
+    """What a search leaves in its folder, named as the run folder names them."""
+    from archbench.store.run import RunFolder
+
+    folder = RunFolder(run_dir)
+    names = (p.name for p in (folder.manifest_path, folder.space_copy, folder.study_path, folder.ray_log))
+    return f"{folder.trials_dir}/ (Parquet, one part a trial), {', '.join(names)}"

@@ -5,9 +5,9 @@
 """
 from __future__ import annotations
 
+from archbench.pareto import crowding_distance, pareto_ranks
 from archbench.report.hypervolume import Box, box_from_data, hypervolume, parse_bounds
 from archbench.report.leaderboard import print_leaderboard, rank
-from archbench.report.pareto import crowding_distance, pareto_ranks
 from archbench.report.runs import LoadedRuns, RunInfo, load_runs
 from archbench.report.summary import GroupSummary, Report, make_report
 from archbench.report.zoo_anchors import ZooAnchor, measure_anchors

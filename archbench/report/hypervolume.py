@@ -7,22 +7,21 @@ is the one place that imports it (docs/report.md says why, tests pin its values)
 """
 from __future__ import annotations
 
-import math
-import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
+from archbench.errors import UserError
+from archbench.registry import SpecError
+
 if TYPE_CHECKING:
-    from archbench.search.options import Objective
+    from archbench.objectives import Objective
 
 # The reference point lies this fraction of each objective's range beyond the worst point seen, so
 # the worst points of the front still add volume (a reference on the nadir gives them none).
 MARGIN = 0.1
 
-_SUFFIX = {"": 1.0, "k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}
-_QUANTITY = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*([kKMGT]?)\s*$")
 
 
 def _optuna_hypervolume() -> Any:
@@ -116,12 +115,12 @@ def parse_bounds(text: str, objectives: Sequence[Objective], fallback: Box | Non
         name, eq, bounds = item.partition("=")
         ideal_text, colon, reference_text = bounds.partition(":")
         if not eq or not colon:
-            raise ValueError(f"--hv-bounds: expected NAME=IDEAL:REFERENCE, got '{item}'")
+            raise UserError(f"--hv-bounds: expected NAME=IDEAL:REFERENCE, got '{item}'")
         if name not in names:
-            raise ValueError(f"--hv-bounds: '{name}' is not an objective of this report ({', '.join(names)})")
+            raise UserError(f"--hv-bounds: '{name}' is not an objective of this report ({', '.join(names)})")
         ideal, reference = _quantity(ideal_text, item), _quantity(reference_text, item)
         if ideal == reference:
-            raise ValueError(f"--hv-bounds: ideal and reference of '{name}' are equal")
+            raise UserError(f"--hv-bounds: ideal and reference of '{name}' are equal")
         given[name] = (ideal, reference)
     ideal_all, reference_all = [], []
     for o in objectives:
@@ -131,7 +130,7 @@ def parse_bounds(text: str, objectives: Sequence[Objective], fallback: Box | Non
             k = fallback.names.index(o.name)
             ideal, reference = fallback.ideal[k], fallback.reference[k]
         else:
-            raise ValueError(f"--hv-bounds: give bounds for '{o.name}' too (no trial has a value to derive them from)")
+            raise UserError(f"--hv-bounds: give bounds for '{o.name}' too (no trial has a value to derive them from)")
         ideal_all.append(ideal)
         reference_all.append(reference)
     return Box(tuple(names), tuple(o.direction for o in objectives), tuple(ideal_all), tuple(reference_all), source="--hv-bounds")
@@ -154,13 +153,12 @@ def hypervolume(values: np.ndarray | Sequence[Sequence[float]], box: Box) -> flo
 
 
 def _quantity(text: str, item: str) -> float:
-    match = _QUANTITY.match(text)
-    if not match:
-        raise ValueError(f"--hv-bounds: '{text}' in '{item}' is not a number (e.g. 0.9, 6G, 20M)")
-    value = float(match.group(1)) * _SUFFIX[match.group(2)]
-    if not math.isfinite(value):
-        raise ValueError(f"--hv-bounds: '{text}' in '{item}' is not finite")
-    return value
+    from archbench.quantity import parse_quantity
+
+    try:
+        return parse_quantity(text, positive=False)
+    except SpecError:
+        raise UserError(f"--hv-bounds: '{text}' in '{item}' is not a finite number (e.g. 0.9, 6G, 20M)") from None
 
 
 def _fmt(value: float) -> str:

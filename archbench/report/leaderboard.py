@@ -3,7 +3,6 @@ distance within a front, with a one-line architecture summary and status counts.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -12,8 +11,9 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from archbench.report.pareto import crowding_distance, pareto_ranks
-from archbench.search.options import Objective, parse_objectives
+from archbench.objectives import DEFAULT_OBJECTIVES, Objective, parse_objectives
+from archbench.pareto import crowding_distance, pareto_ranks
+from archbench.store.run import RunFolder, manifest_objectives
 
 if TYPE_CHECKING:
     from archbench.report.zoo_anchors import ZooAnchor
@@ -24,15 +24,12 @@ RIGHT_ALIGNED = {"#", "params (M)", "GMACs", "latency (ms)", "val acc (%)"}
 
 
 def run_objectives(run_dir: Path) -> tuple[Objective, ...]:
-    """The objectives a run searched with (its manifest), or the default pair."""
-    manifest = run_dir / "manifest.json"
-    if manifest.is_file():
-        try:
-            items = json.loads(manifest.read_text())["objectives"]
-            return tuple(Objective(o["name"], o["direction"]) for o in items)
-        except (KeyError, ValueError, TypeError):
-            pass
-    return parse_objectives("val_acc:max,macs:min")
+    """The objectives a run searched with (those of its manifest archbench knows), or the default pair."""
+    try:
+        objectives, _ = manifest_objectives(RunFolder(run_dir).read_manifest_data() or {})
+    except ValueError:  # an unreadable manifest: the report warns about it elsewhere
+        objectives = None
+    return objectives or parse_objectives(DEFAULT_OBJECTIVES)
 
 
 def rank(frame: pd.DataFrame, objectives: Sequence[Objective]) -> pd.DataFrame:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, BinaryIO, Sequence
 
 import numpy as np
 
-from archbench.report.pareto import pareto_ranks
+from archbench.pareto import pareto_ranks
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

@@ -3,14 +3,20 @@ with one plain-language warning per folder or part that could not be used.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
 import pandas as pd
 
-from archbench.search.options import OBJECTIVES, Objective
+from archbench.errors import UserError
+from archbench.objectives import OBJECTIVES, Objective
+from archbench.store.run import (
+    MANIFEST_FILE,
+    TRIALS_DIR,
+    RunFolder,
+    manifest_objectives,
+)
 
 DEFAULT_ROOT = Path("runs")
 
@@ -39,7 +45,7 @@ class LoadedRuns:
 
 
 def is_run(path: Path) -> bool:
-    return (path / "manifest.json").is_file() or (path / "trials").is_dir()
+    return RunFolder.is_run(path)
 
 
 def discover(paths: Sequence[str | Path] | None, root: Path = DEFAULT_ROOT) -> tuple[list[Path], list[str]]:
@@ -54,12 +60,12 @@ def discover(paths: Sequence[str | Path] | None, root: Path = DEFAULT_ROOT) -> t
     warnings: list[str] = []
     if not paths:
         if not root.is_dir():
-            raise ValueError(f"no run folders given and {root}/ does not exist (pass RUN_DIR…)")
+            raise UserError(f"no run folders given and {root}/ does not exist (pass RUN_DIR…)")
         paths = [root]
     found: list[Path] = []
     for raw in paths:
         path = Path(raw)
-        if path.name == "trials" and is_run(path.parent):
+        if path.name == TRIALS_DIR and is_run(path.parent):
             path = path.parent
         if not path.exists():
             warnings.append(f"{path}: no such folder (skipped)")
@@ -72,7 +78,7 @@ def discover(paths: Sequence[str | Path] | None, root: Path = DEFAULT_ROOT) -> t
             children = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
             runs = [p for p in children if is_run(p)]
             skipped = [p for p in children if p not in runs] if runs else [path]
-            warnings.extend(f"{p}: not a run folder (no manifest.json or trials/) (skipped)" for p in skipped)
+            warnings.extend(f"{p}: not a run folder (no {MANIFEST_FILE} or {TRIALS_DIR}/) (skipped)" for p in skipped)
             found.extend(runs)
     unique: list[Path] = []
     for path in found:
@@ -104,9 +110,9 @@ def load_runs(paths: Sequence[str | Path] | None = None, *, root: Path = DEFAULT
         manifest, manifest_warning = _manifest(folder)
         if manifest_warning:
             warnings.append(manifest_warning)
-        objectives, unknown = _objectives(manifest)
+        objectives, unknown = manifest_objectives(manifest)
         for name in unknown:
-            warnings.append(f"{folder}/manifest.json: objective '{name}' is not one archbench reports (ignored; known: {', '.join(OBJECTIVES)})")
+            warnings.append(f"{RunFolder(folder).manifest_path}: objective '{name}' is not one archbench reports (ignored; known: {', '.join(OBJECTIVES)})")
         problems: list[BadPart] = []
         frame = read_trials(folder, on_bad="skip", bad_parts=problems)
         warnings.extend(f"{p.path}: skipped ({p.reason})" for p in problems)
@@ -161,32 +167,11 @@ def _labels(folders: Sequence[Path]) -> list[str]:
 
 
 def _manifest(folder: Path) -> tuple[dict[str, Any], str | None]:
-    path = folder / "manifest.json"
-    if not path.is_file():
-        return {}, None
+    """The manifest as far as it can be read, and the warning when it cannot be."""
     try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as err:
-        return {}, f"{path}: unreadable manifest ({' '.join(str(err).split())}); using the trials alone"
-    if not isinstance(data, dict):
-        return {}, f"{path}: unreadable manifest (not a JSON object); using the trials alone"
-    return data, None
-
-
-def _objectives(manifest: dict[str, Any]) -> tuple[tuple[Objective, ...] | None, list[str]]:
-    items = manifest.get("objectives")
-    if not isinstance(items, list):
-        return None, []
-    found, unknown = [], []
-    for item in items:
-        if not isinstance(item, dict) or "name" not in item:
-            continue
-        name, direction = item["name"], item.get("direction", OBJECTIVES.get(item["name"]))
-        if name not in OBJECTIVES or direction not in ("max", "min"):
-            unknown.append(str(name))
-            continue
-        found.append(Objective(name, direction))
-    return (tuple(found) or None), unknown
+        return RunFolder(folder).read_manifest_data() or {}, None
+    except ValueError as err:
+        return {}, f"{err}; using the trials alone"
 
 
 def _mode(column: pd.Series | None) -> Any:

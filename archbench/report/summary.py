@@ -12,12 +12,18 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pandas as pd
 
+from archbench.errors import UserError
+from archbench.objectives import Objective, parse_objectives
+from archbench.pareto import pareto_ranks
 from archbench.report.hypervolume import Box, box_from_data, hypervolume, parse_bounds
 from archbench.report.leaderboard import rank
-from archbench.report.pareto import pareto_ranks
 from archbench.report.runs import DEFAULT_ROOT, RunInfo, load_runs
-from archbench.report.zoo_anchors import LatencySetting, ZooAnchor, default_anchors, measure_anchors
-from archbench.search.options import Objective, parse_objectives
+from archbench.report.zoo_anchors import (
+    LatencySetting,
+    ZooAnchor,
+    default_anchors,
+    measure_anchors,
+)
 
 BY = ("run", "sampler", "space")
 DEFAULT_OBJECTIVES = "val_acc:max,macs:min"
@@ -155,7 +161,7 @@ def make_report(
         ValueError: bad ``objectives``, ``by``, ``hv_bounds`` or zoo name, or no runs and no ``root``.
     """
     if by not in BY:
-        raise ValueError(f"--by: expected one of {', '.join(BY)}, got '{by}'")
+        raise UserError(f"--by: expected one of {', '.join(BY)}, got '{by}'")
     if isinstance(objectives, str):
         objectives = parse_objectives(objectives)
     if zoo and not isinstance(zoo, bool):
@@ -193,7 +199,7 @@ def _common_objectives(runs: Sequence[RunInfo], warnings: list[str]) -> tuple[Ob
     common = tuple(o for o in first if all(o in objs for _, objs in own))
     described = "; ".join(f"{r.label}: {','.join(f'{o.name}:{o.direction}' for o in objs)}" for r, objs in own)
     if not common:
-        raise ValueError(f"the runs share no objective ({described}); pass --objectives")
+        raise UserError(f"the runs share no objective ({described}); pass --objectives")
     warnings.append(
         f"runs disagree on objectives ({described}); reporting on those they share: "
         f"{','.join(f'{o.name}:{o.direction}' for o in common)} (pass --objectives to choose)"

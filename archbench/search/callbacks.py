@@ -20,8 +20,9 @@ from rich.table import Table
 from archbench.store import TrialRecord, write_trial
 
 if TYPE_CHECKING:
-    from archbench.search.manifest import Manifest
     from archbench.search.options import SearchOptions
+    from archbench.space import Space
+    from archbench.store.run import Manifest
 
 # Keys of a trial's report that are TrialRecord columns under the same name.
 _DIRECT = (
@@ -47,7 +48,7 @@ def _finite(value: Any) -> Any:
 class PartWriter(Callback):
     """Writes ``trials/part-<trial_id>.parquet`` when a trial completes, errors, or is left unfinished."""
 
-    def __init__(self, run_dir: Path, options: SearchOptions, manifest: Manifest, space: Any) -> None:
+    def __init__(self, run_dir: Path, options: SearchOptions, manifest: Manifest, space: Space) -> None:
         self.run_dir = run_dir
         self.options = options
         self.manifest = manifest
@@ -68,6 +69,13 @@ class PartWriter(Callback):
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.live[trial.trial_id] = trial
 
+    def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
+        # A trial drawn but still waiting for a worker is as cut off by a Ctrl-C as a running one:
+        # both get an interrupted record, whenever in a trial's start the signal lands.
+        for trial in trials:
+            if trial.status == "PENDING" and (trial.config or {}).get("trial_number") is not None:
+                self.live.setdefault(trial.trial_id, trial)
+
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         result = dict(trial.last_result or {})
         status = result.get("status", "running")
@@ -87,7 +95,8 @@ class PartWriter(Callback):
         unfinished = list(self.live.values())
         for trial in unfinished:
             result = dict(trial.last_result or {})
-            result["error"] = result.get("error") or "interrupted before the trial finished"
+            started = trial.status != "PENDING"
+            result["error"] = result.get("error") or f"interrupted before the trial {'finished' if started else 'started'}"
             self._write(trial, result, "interrupted")
         return len(unfinished)
 
@@ -127,14 +136,7 @@ class PartWriter(Callback):
             trial_id=trial_id_of(number),
             status=status,
             error=result.get("error") or None,
-            dataset=opts.dataset,
-            proxy_img_size=opts.proxy_img_size,
-            proxy_width_mult=opts.proxy_width_mult,
-            proxy_depth_mult=opts.proxy_depth_mult,
-            proxy_epochs=opts.epochs,
-            proxy_batch_size=opts.batch_size,
-            proxy_lr=opts.lr,
-            seed=opts.seed + int(number),
+            **opts.train.for_trial(number).record_fields(),
             started_at=_timestamp(result.get("started_at")),
             finished_at=_timestamp(result.get("finished_at")) or datetime.now(timezone.utc),
             sampler=opts.sampler,
@@ -232,7 +234,7 @@ class ProgressView(Callback):
         self.on_trial_complete(iteration, trials, trial, **info)
 
     def render(self) -> Group:
-        from archbench.report.pareto import pareto_ranks
+        from archbench.pareto import pareto_ranks
 
         done = sum(v for k, v in self.counts.items() if k != "interrupted")
         elapsed = time.monotonic() - self.started

@@ -1,13 +1,15 @@
 """Latency isolation: a readers-writer lease per machine, held by a small Ray actor.
 
 Training epochs hold a shared lease; a latency measurement takes the exclusive lease, which waits
-for running epochs to end and holds new ones back, so no figure is timed on a loaded device.
+for running epochs to end and holds new ones back, so no figure is timed on a loaded device. A trial
+takes both through its DeviceHold.
 """
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Iterator
+import time
+from typing import Any, Iterator
 
 import ray
 import ray.util.scheduling_strategies
@@ -79,6 +81,12 @@ def create_leases(run_id: str) -> list[ray.actor.ActorHandle]:
     return handles
 
 
+def release_everywhere(leases: list[ray.actor.ActorHandle], holder: str) -> None:
+    """Free whatever lease ``holder`` (a trial that ended, maybe abruptly) still holds on any node."""
+    for handle in leases:
+        handle.release.remote(holder)
+
+
 def lease_for_this_node(run_id: str) -> ray.actor.ActorHandle | None:
     """The lease of the node this trial runs on; None if the node joined after the run started."""
     node_id = ray.get_runtime_context().get_node_id()
@@ -88,34 +96,61 @@ def lease_for_this_node(run_id: str) -> ray.actor.ActorHandle | None:
         return None
 
 
-@contextlib.contextmanager
-def exclusive(lease: ray.actor.ActorHandle | None, holder: str) -> Iterator[None]:
-    """Hold the device alone (latency measurement); no-op without a lease."""
-    if lease is None:
-        yield
-        return
-    ray.get(lease.acquire_exclusive.remote(holder))
-    try:
-        yield
-    finally:
-        ray.get(lease.release.remote(holder))
+class DeviceHold:
+    """A trial's hold on its node's DeviceLease, with the wall-clock windows it held it.
 
+    Each window is taken inside the held span (after acquiring, before releasing), so windows of
+    different trials overlap only if the lease failed to exclude; a trial stores them in its record
+    (``extra_json.lease_windows``) as evidence. Without a lease (a node that joined after the run
+    started, or a run that times nothing) every method is a no-op.
 
-@contextlib.contextmanager
-def shared(lease: ray.actor.ActorHandle | None, holder: str) -> Iterator[None]:
-    """Load the device alongside other trials (no latency is timed meanwhile); no-op without a lease."""
-    acquire_shared(lease, holder)
-    try:
-        yield
-    finally:
-        release(lease, holder)
+    Example:
+        >>> hold = DeviceHold(lease_for_this_node(run_id), holder=f"{run_id}:7")
+        >>> with hold.exclusive():
+        ...     measure_latency(model, 224)
+    """
 
+    def __init__(self, lease: ray.actor.ActorHandle | None, holder: str) -> None:
+        self.lease = lease
+        self.holder = holder
+        self.windows: list[list[Any]] = []
+        self._since: float | None = None
 
-def acquire_shared(lease: ray.actor.ActorHandle | None, holder: str) -> None:
-    if lease is not None:
-        ray.get(lease.acquire_shared.remote(holder))
+    def begin_shared(self) -> None:
+        """Take the shared lease (waits while a measurement holds or awaits the exclusive one)."""
+        if self.lease is not None:
+            ray.get(self.lease.acquire_shared.remote(self.holder))
+            self._since = time.time()
 
+    def end_shared(self) -> None:
+        if self.lease is not None and self._since is not None:
+            self.windows.append(["shared", self._since, time.time()])
+            self._since = None
+            self._release()
 
-def release(lease: ray.actor.ActorHandle | None, holder: str) -> None:
-    if lease is not None:
-        ray.get(lease.release.remote(holder))
+    @contextlib.contextmanager
+    def shared(self) -> Iterator[None]:
+        """Load the device alongside other trials; a latency measurement waits meanwhile."""
+        self.begin_shared()
+        try:
+            yield
+        finally:
+            self.end_shared()
+
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold the device alone: running epochs end first, new ones wait."""
+        if self.lease is None:
+            yield
+            return
+        ray.get(self.lease.acquire_exclusive.remote(self.holder))
+        since = time.time()
+        try:
+            yield
+        finally:
+            self.windows.append(["exclusive", since, time.time()])
+            self._release()
+
+    def _release(self) -> None:
+        assert self.lease is not None
+        ray.get(self.lease.release.remote(self.holder))

@@ -1,78 +1,57 @@
-"""The options of one search, validated as data before anything starts (the CLI maps flags here).
+"""The options of one search, validated as data before anything starts (the CLI maps flags here):
+what to search and how to schedule it, with proxy training as one embedded TrainConfig.
 
-Objectives are ``name:direction`` pairs; everything a run needs to be resumed lives in here and is
-written to the run's manifest.
+Everything a run needs to be resumed lives in here and is written to the run's manifest as one flat
+dict (``to_dict``/``from_dict``), the same keys whether a setting belongs to the search or to training.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-OBJECTIVES = {"val_acc": "max", "macs": "min", "params": "min", "latency_ms": "min"}
+from archbench.errors import UserError
+from archbench.objectives import (
+    DEFAULT_OBJECTIVES,
+    OBJECTIVES,
+    Objective,
+    format_objectives,
+    parse_objectives,
+)
+from archbench.train.config import TrainConfig
+
 SAMPLERS = ("nsga2", "tpe", "random", "gp")
 SCHEDULERS = ("fifo", "asha")
-
-
-@dataclass(frozen=True)
-class Objective:
-    name: str
-    direction: str  # "max" or "min"
-
-    @property
-    def metric(self) -> str:
-        """The column / Tune metric that carries it (latency objectives use the median)."""
-        return "latency_ms_median" if self.name == "latency_ms" else self.name
-
-
-def parse_objectives(text: str) -> tuple[Objective, ...]:
-    """``"val_acc:max,macs:min"`` -> objectives; a bare name takes its natural direction."""
-    found: list[Objective] = []
-    for item in (part.strip() for part in text.split(",")):
-        if not item:
-            continue
-        name, _, direction = item.partition(":")
-        if name not in OBJECTIVES:
-            raise ValueError(f"--objectives: unknown objective '{name}' (choose from {', '.join(OBJECTIVES)})")
-        direction = direction or OBJECTIVES[name]
-        if direction not in ("max", "min"):
-            raise ValueError(f"--objectives: direction of '{name}' must be max or min, got '{direction}'")
-        if any(o.name == name for o in found):
-            raise ValueError(f"--objectives: '{name}' is given twice")
-        found.append(Objective(name, direction))
-    if not found:
-        raise ValueError("--objectives: give at least one objective, e.g. val_acc:max,macs:min")
-    return tuple(found)
+# Set per trial from --cpus-per-trial, so not a setting of the run: left out of the manifest.
+_PER_TRIAL = frozenset({"threads"})
+_TRAIN_KEYS = tuple(f.name for f in fields(TrainConfig) if f.name not in _PER_TRIAL)
+# Recipe settings no flag sets: written only when changed from TrainConfig's default, so the
+# manifest of a run made with flags has the same keys as before TrainConfig existed.
+_WHEN_CHANGED = frozenset({"min_lr", "clip_grad", "eval_batch_size", "channels_last"})
+_TRAIN_DEFAULTS = TrainConfig()
 
 
 @dataclass(frozen=True)
 class SearchOptions:
-    """Every knob of `archbench search`; defaults give a useful CPU search in a few minutes."""
+    """Every knob of `archbench search`; defaults give a useful CPU search in a few minutes.
+
+    Example:
+        >>> options = SearchOptions(space="hybrid_vit", trials=8, train=TrainConfig(epochs=2))
+        >>> SearchOptions.from_dict(options.to_dict()) == options
+        True
+    """
 
     space: str = "hybrid_vit"
     trials: int = 20  # ~20% of hybrid_vit draws break its 6 GMACs budget: >= 12 trained with margin
     sampler: str = "nsga2"
-    objectives: tuple[Objective, ...] = field(default_factory=lambda: parse_objectives("val_acc:max,macs:min"))
-    dataset: str = "digits"
-    epochs: int = 4
-    batch_size: int = 64
-    lr: float = 2e-3
-    weight_decay: float = 0.05
-    warmup_epochs: int = 1
-    label_smoothing: float = 0.1
-    mixup: float = 0.0
-    cutmix: float = 0.0
-    proxy_img_size: int = 32
-    proxy_width_mult: float = 0.25
-    proxy_depth_mult: float = 0.34
+    objectives: tuple[Objective, ...] = field(default_factory=lambda: parse_objectives(DEFAULT_OBJECTIVES))
+    train: TrainConfig = field(default_factory=TrainConfig)  # dataset, proxy, recipe, seed, device
     scheduler: str = "fifo"
     cpus_per_trial: int = 1
     gpus_per_trial: float = 0.0
     concurrency: int = 0  # 0: as many as the resources allow
-    device: str = "auto"
     ray_address: str | None = None
     run_dir: str | None = None
     resume: bool = False
-    seed: int = 0
     max_macs: float | None = None
     max_params: float | None = None
     time_budget_min: float | None = None
@@ -84,15 +63,9 @@ class SearchOptions:
             (self.trials >= 1, "--trials must be >= 1"),
             (self.sampler in SAMPLERS, f"--sampler must be one of {', '.join(SAMPLERS)}"),
             (self.scheduler in SCHEDULERS, f"--scheduler must be one of {', '.join(SCHEDULERS)}"),
-            (self.epochs >= 1, "--epochs must be >= 1"),
-            (self.batch_size >= 1, "--batch-size must be >= 1"),
-            (self.proxy_img_size >= 8, "--proxy-img-size must be >= 8"),
-            (0 < self.proxy_width_mult <= 1, "--proxy-width-mult must be in (0, 1]"),
-            (0 < self.proxy_depth_mult <= 1, "--proxy-depth-mult must be in (0, 1]"),
             (self.cpus_per_trial >= 1, "--cpus-per-trial must be >= 1"),
             (self.gpus_per_trial >= 0, "--gpus-per-trial must be >= 0"),
             (self.concurrency >= 0, "--concurrency must be >= 0"),
-            (self.device in ("auto", "cpu", "cuda"), "--device must be auto, cpu or cuda"),
             (self.time_budget_min is None or self.time_budget_min > 0, "--time-budget must be > 0 minutes"),
             (self.max_macs is None or self.max_macs > 0, "--max-macs must be > 0"),
             (self.max_params is None or self.max_params > 0, "--max-params must be > 0"),
@@ -100,22 +73,51 @@ class SearchOptions:
         ]
         for ok, message in checks:
             if not ok:
-                raise ValueError(message)
+                raise UserError(message)
         if self.scheduler == "asha" and not any(o.name == "val_acc" for o in self.objectives):
-            raise ValueError("--scheduler asha prunes on val_acc: include val_acc in --objectives")
+            raise UserError("--scheduler asha prunes on val_acc: include val_acc in --objectives")
 
     @property
     def needs_training(self) -> bool:
         return any(o.name == "val_acc" for o in self.objectives)
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["objectives"] = ",".join(f"{o.name}:{o.direction}" for o in self.objectives)
+        """The manifest's flat form: search and training settings side by side, objectives as text."""
+        data: dict[str, Any] = {}
+        for f in fields(self):
+            if f.name == "train":
+                data.update(
+                    (k, v)
+                    for k, v in asdict(self.train).items()
+                    if k not in _PER_TRIAL and (k not in _WHEN_CHANGED or v != getattr(_TRAIN_DEFAULTS, k))
+                )
+            elif f.name == "objectives":
+                data["objectives"] = format_objectives(self.objectives)
+            else:
+                data[f.name] = getattr(self, f.name)
         return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SearchOptions:
-        data = dict(data)
-        data["objectives"] = parse_objectives(data["objectives"])
-        known = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in data.items() if k in known})
+        """Options from the flat form (a manifest's, or the CLI's flags); unknown keys are ignored,
+        missing ones take their defaults, ``objectives`` may be text or Objectives."""
+        top = {k: v for k, v in data.items() if k in cls.__dataclass_fields__ and k != "train"}
+        if isinstance(top.get("objectives"), str):
+            top["objectives"] = parse_objectives(top["objectives"])
+        train = TrainConfig(**{k: v for k, v in data.items() if k in _TRAIN_KEYS})
+        return cls(train=train, **top)
+
+    @classmethod
+    def flat_names(cls) -> frozenset[str]:
+        """The keys of the flat form (the CLI's option names, with ``_`` for ``-``)."""
+        return frozenset(k for k in cls.__dataclass_fields__ if k != "train") | frozenset(_TRAIN_KEYS)
+
+    def changed(self, **flat: Any) -> SearchOptions:
+        """A copy with settings changed by their flat names (``epochs=2``, ``trials=8``)."""
+        unknown = set(flat) - self.flat_names()
+        if unknown:
+            raise TypeError(f"unknown search option(s): {', '.join(sorted(unknown))}")
+        return self.from_dict({**self.to_dict(), **flat})
+
+
+__all__ = ["OBJECTIVES", "Objective", "SAMPLERS", "SCHEDULERS", "SearchOptions", "parse_objectives"]

@@ -5,39 +5,35 @@ Parquet part from the last one whatever way the trial ends (finished, pruned, fa
 """
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 import traceback
-from dataclasses import dataclass
-from typing import Any, Iterator
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
-import ray
 from ray import tune
 
-from archbench.search import lease as leases
+from archbench.search.lease import DeviceHold, lease_for_this_node
+from archbench.train.config import TrainConfig
 from archbench.train.data import Dataset
+
+if TYPE_CHECKING:
+    from archbench.search.options import SearchOptions
+    from archbench.space import Constraints, Space
+    from archbench.spec import ArchSpec
+    from archbench.train.loop import EpochResult
 
 
 @dataclass(frozen=True)
 class TrialPlan:
-    """What every trial of one run shares (handed once through the object store)."""
+    """What every trial of one run shares (handed once through the object store).
+
+    ``train`` has the run's device decided and ``threads`` set to the trial's CPUs; each trial
+    trains with ``train.for_trial(number)``.
+    """
 
     run_id: str
-    epochs: int
-    batch_size: int
-    lr: float
-    weight_decay: float
-    warmup_epochs: int
-    label_smoothing: float
-    mixup: float
-    cutmix: float
-    proxy_img_size: int
-    proxy_width_mult: float
-    proxy_depth_mult: float
-    device: str
-    cpus_per_trial: int
-    seed: int
+    train: TrainConfig
     needs_training: bool
     measure_latency: bool
     max_latency_ms: float | None
@@ -45,7 +41,23 @@ class TrialPlan:
     latency_threads: int | None
     target_img_size: int
     target_num_classes: int
-    constraints: Any = None  # the space's Constraints, re-checked with the audited counts
+    constraints: Constraints | None = None  # the space's, re-checked with the audited counts
+
+    @classmethod
+    def of(cls, options: SearchOptions, space: Space, *, run_id: str, device: str) -> TrialPlan:
+        """The plan of a run with ``options`` over ``space``, trials on ``device`` (decided by the driver)."""
+        return cls(
+            run_id=run_id,
+            train=replace(options.train, device=device, threads=options.cpus_per_trial),
+            needs_training=options.needs_training,
+            measure_latency=any(o.name == "latency_ms" for o in options.objectives) or space.constraints.max_latency_ms is not None,
+            max_latency_ms=space.constraints.max_latency_ms,
+            latency_batch_size=options.latency_batch_size,
+            latency_threads=options.latency_threads,
+            target_img_size=space.target.img_size,
+            target_num_classes=space.target.num_classes,
+            constraints=space.constraints,
+        )
 
 
 class TrialFailed(RuntimeError):
@@ -59,55 +71,6 @@ def _objective_placeholders(record: dict[str, Any]) -> dict[str, Any]:
     record.setdefault("val_loss", math.inf)
     record.setdefault("latency_ms_median", math.inf)
     return record
-
-
-class DeviceHold:
-    """This trial's hold on its node's DeviceLease, with the wall-clock windows it held it.
-
-    Each window is taken inside the held span (after acquiring, before releasing), so windows of
-    different trials overlap only if the lease failed to exclude; they land in the record
-    (``extra_json.lease_windows``) as evidence. Without a lease every method is a no-op.
-    """
-
-    def __init__(self, lease: Any, holder: str, record: dict[str, Any]) -> None:
-        self.lease = lease
-        self.holder = holder
-        self.windows: list[list[Any]] = record.setdefault("lease_windows", []) if lease is not None else []
-        self._since: float | None = None
-
-    def begin_shared(self) -> None:
-        if self.lease is not None:
-            leases.acquire_shared(self.lease, self.holder)
-            self._since = time.time()
-
-    def end_shared(self) -> None:
-        if self.lease is not None and self._since is not None:
-            self.windows.append(["shared", self._since, time.time()])
-            self._since = None
-            leases.release(self.lease, self.holder)
-
-    @contextlib.contextmanager
-    def shared(self) -> Iterator[None]:
-        """Load the device alongside other trials; a latency measurement waits meanwhile."""
-        self.begin_shared()
-        try:
-            yield
-        finally:
-            self.end_shared()
-
-    @contextlib.contextmanager
-    def exclusive(self) -> Iterator[None]:
-        """Hold the device alone: running epochs end first, new ones wait."""
-        if self.lease is None:
-            yield
-            return
-        ray.get(self.lease.acquire_exclusive.remote(self.holder))
-        since = time.time()
-        try:
-            yield
-        finally:
-            self.windows.append(["exclusive", since, time.time()])
-            ray.get(self.lease.release.remote(self.holder))
 
 
 def run_trial(config: dict[str, Any], *, data: Dataset | None, plan: TrialPlan) -> None:
@@ -126,7 +89,9 @@ def run_trial(config: dict[str, Any], *, data: Dataset | None, plan: TrialPlan) 
         tune.report(_objective_placeholders(record))
         return
     arch = ArchSpec.from_dict(config["arch"])
-    hold = DeviceHold(leases.lease_for_this_node(plan.run_id), lease_holder(plan.run_id, config["trial_number"]), record)
+    hold = DeviceHold(lease_for_this_node(plan.run_id), lease_holder(plan.run_id, config["trial_number"]))
+    if hold.lease is not None:
+        record["lease_windows"] = hold.windows  # the same list: windows land as the trial takes them
     try:
         # Building and tracing the full-size model is heavy CPU work: no latency is timed meanwhile.
         with hold.shared():
@@ -170,28 +135,28 @@ def _fail(record: dict[str, Any], err: Exception) -> None:
     raise TrialFailed(record["error"]) from err
 
 
-def _cheap_objectives(arch: Any) -> dict[str, Any]:
+def _cheap_objectives(arch: ArchSpec) -> dict[str, Any]:
     """Params and audited MACs of the full-size architecture at the space's target resolution."""
-    from archbench.builder import build
-    from archbench.measure import count_macs, count_params
+    from archbench.measure import arch_cost
 
-    model = build(arch)
-    counted = count_macs(model, arch.input.img_size, in_chans=arch.input.in_chans)
-    return {"params": count_params(model), "macs": counted.total, "uncounted_ops": ",".join(counted.uncounted_ops)}
+    cost = arch_cost(arch, audited=True)
+    return {"params": cost.params, "macs": cost.macs, "uncounted_ops": ",".join(cost.uncounted_ops)}
 
 
 def lease_holder(run_id: str, trial_number: int) -> str:
     return f"{run_id}:{trial_number}"
 
 
-def _latency(arch: Any, plan: TrialPlan, hold: DeviceHold) -> dict[str, Any]:
+def _latency(arch: ArchSpec, plan: TrialPlan, hold: DeviceHold) -> dict[str, Any]:
     from archbench.builder import build
     from archbench.measure import measure_latency
 
     model = build(arch, img_size=plan.target_img_size, num_classes=plan.target_num_classes)
-    threads = plan.latency_threads or plan.cpus_per_trial
+    threads = plan.latency_threads or plan.train.threads
     with hold.exclusive():
-        lat = measure_latency(model, plan.target_img_size, batch_size=plan.latency_batch_size, device=plan.device, threads=threads, max_seconds=10.0)
+        lat = measure_latency(
+            model, plan.target_img_size, batch_size=plan.latency_batch_size, device=plan.train.device, threads=threads, max_seconds=10.0
+        )
     return {
         "latency_ms_median": lat.median,
         "latency_ms_p90": lat.p90,
@@ -202,21 +167,13 @@ def _latency(arch: Any, plan: TrialPlan, hold: DeviceHold) -> dict[str, Any]:
     }
 
 
-def _train(arch: Any, data: Dataset | None, plan: TrialPlan, config: dict[str, Any], record: dict[str, Any], hold: DeviceHold) -> None:
-    from archbench.train import scale_arch, train_proxy
+def _train(arch: ArchSpec, data: Dataset | None, plan: TrialPlan, config: dict[str, Any], record: dict[str, Any], hold: DeviceHold) -> None:
+    from archbench.train import train_proxy
 
     assert data is not None
-    proxy = scale_arch(
-        arch,
-        width_mult=plan.proxy_width_mult,
-        depth_mult=plan.proxy_depth_mult,
-        img_size=plan.proxy_img_size,
-        num_classes=data.num_classes,
-        in_chans=data.in_chans,
-    )
-    seed = plan.seed + int(config["trial_number"])
+    proxy = plan.train.proxy_of(arch, data)
 
-    def on_epoch(epoch: Any) -> None:
+    def on_epoch(epoch: EpochResult) -> None:
         history = record.setdefault("val_acc_history", [])
         history.append(epoch.val_acc)
         record.update(
@@ -238,22 +195,7 @@ def _train(arch: Any, data: Dataset | None, plan: TrialPlan, config: dict[str, A
         hold.begin_shared()
 
     with hold.shared():
-        result = train_proxy(
-            proxy,
-            data,
-            epochs=plan.epochs,
-            batch_size=plan.batch_size,
-            lr=plan.lr,
-            weight_decay=plan.weight_decay,
-            warmup_epochs=plan.warmup_epochs,
-            label_smoothing=plan.label_smoothing,
-            mixup=plan.mixup,
-            cutmix=plan.cutmix,
-            device=plan.device,
-            threads=plan.cpus_per_trial,
-            seed=seed,
-            on_epoch=on_epoch,
-        )
+        result = train_proxy(proxy, data, plan.train.for_trial(config["trial_number"]), on_epoch=on_epoch)
     record.update(
         proxy_params=result.params,
         val_acc=result.val_acc,

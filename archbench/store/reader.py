@@ -15,13 +15,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from archbench.errors import UserError
+from archbench.store.run import PART_GLOB, TRIALS_DIR
 from archbench.store.schema import METADATA_KEY, SCHEMA, SCHEMA_VERSION, TrialRecord
-from archbench.store.writer import PART_PREFIX, PART_SUFFIX, TRIALS_DIR
 
 PathLike = str | Path
 
 
-class CorruptPartError(ValueError):
+class CorruptPartError(UserError):
     """A part file cannot be read as a trial table; the message starts with its path."""
 
     def __init__(self, path: Path, reason: str) -> None:
@@ -57,7 +58,7 @@ def part_files(run_dirs: PathLike | Iterable[PathLike]) -> list[Path]:
             files.append(path)
             continue
         folder = path / TRIALS_DIR if (path / TRIALS_DIR).is_dir() else path
-        files.extend(sorted(folder.glob(f"{PART_PREFIX}*{PART_SUFFIX}")))
+        files.extend(sorted(folder.glob(PART_GLOB)))
     return files
 
 
@@ -154,7 +155,7 @@ def _conform(table: pa.Table) -> pa.Table:
         if f.name in table.column_names:
             columns.append(table[f.name].cast(f.type))
         elif not f.nullable:
-            raise ValueError(f"required column '{f.name}' is missing")
+            raise UserError(f"required column '{f.name}' is missing")
         else:
             columns.append(pa.nulls(len(table), f.type))
         names.append(f.name)

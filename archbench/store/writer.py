@@ -7,7 +7,6 @@ polars, duckdb globs on ``*.parquet``) skip them, so ``trials/`` always reads as
 from __future__ import annotations
 
 import os
-import re
 import tempfile
 from dataclasses import replace
 from pathlib import Path
@@ -15,27 +14,10 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from archbench.store.run import PART_PREFIX, part_path
 from archbench.store.schema import SCHEMA, TrialRecord
 
-TRIALS_DIR = "trials"
-PART_PREFIX = "part-"
-PART_SUFFIX = ".parquet"
 TEMP_SUFFIX = ".tmp"
-_SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.=-]*$")
-
-
-def trials_dir(run_dir: str | Path) -> Path:
-    """The folder holding a run's part files."""
-    return Path(run_dir) / TRIALS_DIR
-
-
-def part_path(run_dir: str | Path, trial_id: str) -> Path:
-    """Where trial ``trial_id`` of the run in ``run_dir`` is stored."""
-    if not _SAFE_ID.match(trial_id) or len(trial_id) > 200:
-        raise ValueError(
-            f"trial_id {trial_id!r} cannot name a file: use letters, digits and _ . = - (starting with a letter or digit)"
-        )
-    return trials_dir(run_dir) / f"{PART_PREFIX}{trial_id}{PART_SUFFIX}"
 
 
 def write_trial(run_dir: str | Path, record: TrialRecord, *, overwrite: bool = False) -> Path:

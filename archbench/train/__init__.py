@@ -1,8 +1,10 @@
 """Proxy training: in-memory datasets (digits, CIFAR, image folders), architectures scaled down
-for cheap training, and the timm-recipe training loop that scores them on a held-out split.
+for cheap training, their settings (TrainConfig), and the timm-recipe training loop that scores
+them on a held-out split.
 """
 from __future__ import annotations
 
+from archbench.train.config import TrainConfig
 from archbench.train.data import Dataset, DatasetError, iterate_batches, load_dataset, num_batches
 from archbench.train.loop import (
     EpochResult,
@@ -18,6 +20,7 @@ __all__ = [
     "Dataset",
     "DatasetError",
     "EpochResult",
+    "TrainConfig",
     "TrainResult",
     "TrainingDiverged",
     "TrainingError",

@@ -19,13 +19,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from archbench.errors import UserError
+
 SPEC_FORMS = "digits, cifar10:PATH, cifar100:PATH or folder:PATH"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 # ITU-R 601 luma weights, the same as PIL's convert("L"), for in_chans=1 from colour sources.
 _LUMA = (0.299, 0.587, 0.114)
 
 
-class DatasetError(ValueError):
+class DatasetError(UserError):
     """A dataset spec is malformed, or its files are missing or in the wrong format.
 
     The message names the spec or the offending path, on one line, for the CLI to print as is.

@@ -1,7 +1,7 @@
 """Proxy training: a few epochs of timm's recipe (AdamW, cosine with warm-up, label smoothing,
 optional Mixup/CutMix; Touvron et al., DeiT, 2021) on an in-memory dataset, scored on its val split.
 
-One function, :func:`train_proxy`; a per-epoch callback lets a scheduler (Ray Tune/ASHA) stop it.
+One function, :func:`train_proxy`, driven by a TrainConfig; a per-epoch callback lets a scheduler (Ray Tune/ASHA) stop it.
 Failures the runner records as data (divergence, out of memory) raise their own error types.
 """
 from __future__ import annotations
@@ -21,7 +21,9 @@ from timm.optim import create_optimizer_v2, param_groups_weight_decay
 from timm.scheduler import CosineLRScheduler
 from torch import nn
 
+from archbench.errors import UserError
 from archbench.measure.params import count_params
+from archbench.train.config import TrainConfig
 from archbench.train.data import Dataset, iterate_batches, num_batches
 
 if TYPE_CHECKING:
@@ -134,25 +136,11 @@ class TrainResult:
 def train_proxy(
     arch: ArchSpec | nn.Module,
     data: Dataset,
+    config: TrainConfig,
     *,
-    epochs: int,
-    batch_size: int = 128,
-    lr: float = 1e-3,
-    weight_decay: float = 0.05,
-    warmup_epochs: float = 1.0,
-    min_lr: float = 1e-6,
-    label_smoothing: float = 0.1,
-    mixup: float = 0.0,
-    cutmix: float = 0.0,
-    clip_grad: float | None = None,
-    device: str = "cpu",
-    threads: int | None = None,
-    seed: int = 0,
-    eval_batch_size: int | None = None,
-    channels_last: bool | None = None,
     on_epoch: Callable[[EpochResult], bool | None] | None = None,
 ) -> TrainResult:
-    """Train ``arch`` on ``data`` for ``epochs`` and evaluate on its val split after every epoch.
+    """Train ``arch`` on ``data`` as ``config`` says and evaluate on its val split after every epoch.
 
     AdamW (timm's ``create_optimizer_v2``; no decay on norms, biases and position embeddings),
     timm's ``CosineLRScheduler`` updated every step after a linear warm-up, and timm's label
@@ -161,50 +149,39 @@ def train_proxy(
     same ``seed`` gives the same weights, batches and augmentations, so on CPU (same thread count)
     the same result; global RNG and thread settings are restored on return.
 
+    ``config``'s dataset and proxy settings say how the caller makes ``data`` and the proxy
+    (:meth:`TrainConfig.load_dataset`, :meth:`TrainConfig.proxy_of`); ``arch`` is trained as given.
+
     Example:
         >>> data = load_dataset("digits", img_size=16)
-        >>> result = train_proxy(arch, data, epochs=2, batch_size=64, lr=2e-3)
+        >>> result = train_proxy(arch, data, TrainConfig(epochs=2, batch_size=64, lr=2e-3))
         >>> result.val_acc, result.images_per_second
 
     Args:
         arch: an ArchSpec (built at the dataset's resolution, classes and channels) or a module.
         data: the in-memory dataset.
-        epochs: epochs to train, >= 1.
-        batch_size: training batch size (even when Mixup/CutMix is on).
-        lr: peak learning rate.
-        weight_decay: AdamW decoupled weight decay.
-        warmup_epochs: linear warm-up from ``lr / 100``, in (fractional) epochs; capped below the run's length.
-        min_lr: floor of the cosine decay.
-        label_smoothing: label smoothing of the targets, in [0, 1).
-        mixup: Mixup alpha (0: off).
-        cutmix: CutMix alpha (0: off).
-        clip_grad: clip the global gradient norm to this value (None: no clipping).
-        device: "cpu", "cuda" or "cuda:N".
-        threads: intra-op CPU threads for this run (None: leave torch's setting).
-        seed: seeds weight init, shuffling, drop-path and Mixup.
-        eval_batch_size: batch size of evaluation (default 2 × ``batch_size``).
-        channels_last: NHWC memory format (None: on CUDA for models with 2-D convolutions).
+        config: the training settings (epochs, batch size, lr, …, seed, device, threads).
         on_epoch: called after every epoch's evaluation; returning True stops training (pruned).
 
     Raises:
         TrainingDiverged: the training or validation loss became NaN or infinite.
         TrainingOutOfMemory: the device ran out of memory.
-        ValueError: a bad argument (device unavailable, odd batch with Mixup, ...).
+        ValueError: a bad argument (device unavailable, a dataset too small to train, ...).
     """
-    _check_args(epochs, batch_size, lr, label_smoothing, mixup, cutmix, data)
+    _check_data(data)
+    device = config.resolved_device()
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device '{device}' requested but CUDA is not available")
+        raise UserError(f"device '{device}' requested but CUDA is not available")
     if dev.type not in ("cpu", "cuda"):
-        raise ValueError(f"device must be 'cpu' or 'cuda[:N]', got {device!r}")
+        raise UserError(f"device must be 'cpu' or 'cuda[:N]', got {device!r}")
     if dev.type == "cuda" and dev.index is None:
         dev = torch.device("cuda", torch.cuda.current_device())
 
     oom: str | None = None
-    with _run_settings(dev, threads, seed):
+    with _run_settings(dev, config.threads, config.seed):
         try:
-            return _train(arch, data, dev, epochs, batch_size, lr, weight_decay, warmup_epochs, min_lr,
-                          label_smoothing, mixup, cutmix, clip_grad, seed, eval_batch_size, channels_last, on_epoch)
+            return _train(arch, data, dev, config, on_epoch)
         except TrainingError:
             raise
         except torch.cuda.OutOfMemoryError as err:
@@ -217,7 +194,7 @@ def train_proxy(
     if dev.type == "cuda":
         torch.cuda.empty_cache()
     raise TrainingOutOfMemory(
-        f"out of memory on {dev} at batch size {batch_size}: {oom}", device=str(dev), batch_size=batch_size
+        f"out of memory on {dev} at batch size {config.batch_size}: {oom}", device=str(dev), batch_size=config.batch_size
     )
 
 
@@ -225,21 +202,11 @@ def _train(
     arch: ArchSpec | nn.Module,
     data: Dataset,
     dev: torch.device,
-    epochs: int,
-    batch_size: int,
-    lr: float,
-    weight_decay: float,
-    warmup_epochs: float,
-    min_lr: float,
-    label_smoothing: float,
-    mixup: float,
-    cutmix: float,
-    clip_grad: float | None,
-    seed: int,
-    eval_batch_size: int | None,
-    channels_last: bool | None,
+    config: TrainConfig,
     on_epoch: Callable[[EpochResult], bool | None] | None,
 ) -> TrainResult:
+    epochs, batch_size, lr, weight_decay = config.epochs, config.batch_size, config.lr, config.weight_decay
+    channels_last = config.channels_last
     cuda = dev.type == "cuda"
     model = _model(arch, data).to(dev)
     if channels_last is None:
@@ -255,7 +222,7 @@ def _train(
     n_train = len(train_y)
     steps_per_epoch = num_batches(n_train, batch_size, drop_last=True)
     total_steps = steps_per_epoch * epochs
-    warmup_steps = min(round(warmup_epochs * steps_per_epoch), total_steps - 1)
+    warmup_steps = min(round(config.warmup_epochs * steps_per_epoch), total_steps - 1)
 
     optimizer = create_optimizer_v2(
         model,
@@ -268,24 +235,26 @@ def _train(
     scheduler = CosineLRScheduler(
         optimizer,
         t_initial=max(1, total_steps - warmup_steps),
-        lr_min=min_lr,
+        lr_min=config.min_lr,
         warmup_t=warmup_steps,
         warmup_lr_init=lr / 100,
         warmup_prefix=True,
         t_in_epochs=False,
     )
     mix = None
-    if mixup > 0 or cutmix > 0:
-        mix = Mixup(mixup_alpha=mixup, cutmix_alpha=cutmix, label_smoothing=label_smoothing, num_classes=data.num_classes)
+    if config.mixup > 0 or config.cutmix > 0:
+        mix = Mixup(
+            mixup_alpha=config.mixup, cutmix_alpha=config.cutmix, label_smoothing=config.label_smoothing, num_classes=data.num_classes
+        )
         criterion: nn.Module = SoftTargetCrossEntropy()
-    elif label_smoothing > 0:
-        criterion = LabelSmoothingCrossEntropy(smoothing=label_smoothing)
+    elif config.label_smoothing > 0:
+        criterion = LabelSmoothingCrossEntropy(smoothing=config.label_smoothing)
     else:
         criterion = nn.CrossEntropyLoss()
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else contextlib.nullcontext()
     # On CUDA a per-step .item() would stall the launch queue; check the loss every few steps.
     check_every = 16 if cuda else 1
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator().manual_seed(config.seed)
 
     history: list[EpochResult] = []
     step = 0
@@ -312,8 +281,8 @@ def _train(
                 loss = criterion(model(x), target)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            if clip_grad is not None:
-                nn.utils.clip_grad_norm_(model.parameters(), clip_grad)
+            if config.clip_grad is not None:
+                nn.utils.clip_grad_norm_(model.parameters(), config.clip_grad)
             optimizer.step()
             step += 1
             scheduler.step_update(step)
@@ -332,7 +301,7 @@ def _train(
         images_seen += epoch_images
 
         eval_start = time.perf_counter()
-        val_loss, val_acc = _evaluate(model, val_x, val_y, scale, shift, eval_batch_size or 2 * batch_size, autocast, channels_last)
+        val_loss, val_acc = _evaluate(model, val_x, val_y, scale, shift, config.eval_batch_size or 2 * batch_size, autocast, channels_last)
         eval_seconds += time.perf_counter() - eval_start
         if not math.isfinite(val_loss):
             raise TrainingDiverged(f"validation loss is {val_loss} after epoch {epoch}", epoch=epoch, step=step)
@@ -422,21 +391,10 @@ def _check_finite(window: torch.Tensor, epoch: int, step: int) -> None:
         raise TrainingDiverged(f"training loss became {value} by step {step} (epoch {epoch})", epoch=epoch, step=step)
 
 
-def _check_args(epochs: int, batch_size: int, lr: float, label_smoothing: float, mixup: float, cutmix: float, data: Dataset) -> None:
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be an integer >= 1, got {epochs!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
-    if not lr > 0:
-        raise ValueError(f"lr must be > 0, got {lr!r}")
-    if not 0.0 <= label_smoothing < 1.0:
-        raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing!r}")
-    if mixup < 0 or cutmix < 0:
-        raise ValueError(f"mixup and cutmix are Beta alphas >= 0 (0: off), got {mixup!r}, {cutmix!r}")
-    if (mixup > 0 or cutmix > 0) and batch_size % 2:
-        raise ValueError(f"Mixup/CutMix mix pairs of images: batch_size must be even, got {batch_size}")
+def _check_data(data: Dataset) -> None:
+    # The settings check themselves (TrainConfig); only the data can still be unfit.
     if len(data.train_y) < 2 or len(data.val_y) < 1:
-        raise ValueError(f"dataset '{data.name}' is too small to train ({len(data.train_y)} train, {len(data.val_y)} val)")
+        raise UserError(f"dataset '{data.name}' is too small to train ({len(data.train_y)} train, {len(data.val_y)} val)")
 
 
 @contextlib.contextmanager
@@ -448,8 +406,6 @@ def _run_settings(dev: torch.device, threads: int | None, seed: int) -> Iterator
     devices = [dev.index] if dev.type == "cuda" else []
     try:
         if threads is not None:
-            if threads < 1:
-                raise ValueError(f"threads must be >= 1, got {threads}")
             torch.set_num_threads(threads)
         if dev.type == "cuda":
             torch.backends.cudnn.benchmark = True  # fixed shapes: autotuning pays off after a few steps

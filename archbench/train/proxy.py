@@ -11,6 +11,7 @@ from typing import Any, Iterator, Mapping
 
 import torch
 
+from archbench.errors import UserError
 from archbench.registry import SpecError, lookup
 from archbench.spec import ArchSpec, LayerSpec
 
@@ -62,15 +63,15 @@ def scale_arch(
             width near the target satisfies a layer's checks (the message names the stage).
     """
     if not width_mult > 0 or not math.isfinite(width_mult):
-        raise ValueError(f"width_mult must be a positive number, got {width_mult!r}")
+        raise UserError(f"width_mult must be a positive number, got {width_mult!r}")
     if not depth_mult > 0 or not math.isfinite(depth_mult):
-        raise ValueError(f"depth_mult must be a positive number, got {depth_mult!r}")
+        raise UserError(f"depth_mult must be a positive number, got {depth_mult!r}")
     if isinstance(img_size, bool) or not isinstance(img_size, int) or img_size < 1:
-        raise ValueError(f"img_size must be a positive integer, got {img_size!r}")
+        raise UserError(f"img_size must be a positive integer, got {img_size!r}")
 
     stride = total_stride(arch)
     if img_size < stride:
-        raise ValueError(
+        raise UserError(
             f"{arch.name}: proxy img_size {img_size} is smaller than the network's total stride {stride} "
             f"(stem ×{_stem_stride(arch)}, {stride // _stem_stride(arch)}× from downsampling); "
             f"use img_size >= {stride}"
@@ -102,7 +103,7 @@ def scale_arch(
     try:
         return ArchSpec.from_dict(data)
     except SpecError as err:
-        raise ValueError(f"{arch.name}: the proxy (width ×{width_mult}, depth ×{depth_mult}) is invalid: {err}") from None
+        raise UserError(f"{arch.name}: the proxy (width ×{width_mult}, depth ×{depth_mult}) is invalid: {err}") from None
 
 
 def total_stride(arch: ArchSpec) -> int:
@@ -137,7 +138,7 @@ def _choose_width(arch: ArchSpec, first: int, last: int, target: float) -> tuple
         else:
             if _accepts(arch, first, last, dim):
                 return dim, chosen
-    raise ValueError(
+    raise UserError(
         f"{arch.name}: no width near {target:.1f} satisfies the layers of stages[{first}:{last}] "
         f"({', '.join(sorted({s.block.type for s in arch.stages[first:last]}))}); try another width_mult"
     )

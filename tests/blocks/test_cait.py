@@ -13,10 +13,6 @@ from archbench.registry import SpecError
 from archbench.spec import ArchSpec
 from archbench.zoo import get
 from archbench.zoo.cait import cait
-<<<<<<< HEAD
-from archbench.measure.tolerance import tolerance
-=======
->>>>>>> f-blocks
 
 
 def small() -> ArchSpec:

@@ -12,12 +12,6 @@ from archbench.measure.params import count_params_meta
 from archbench.spec import ArchSpec
 from archbench.zoo import get
 from archbench.zoo.cmt import cmt
-<<<<<<< HEAD
-from archbench.measure.tolerance import tolerance
-
-PRESETS = ["cmt_ti", "cmt_xs", "cmt_s", "cmt_b"]
-=======
->>>>>>> f-blocks
 
 
 def small(share_bias: bool = True) -> ArchSpec:

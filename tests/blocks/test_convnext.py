@@ -12,10 +12,6 @@ from archbench.measure.params import count_params
 from archbench.registry import SpecError
 from archbench.spec import ArchSpec
 from archbench.zoo import pyramid
-<<<<<<< HEAD
-from archbench.measure.tolerance import tolerance
-=======
->>>>>>> f-blocks
 
 
 def small_spec(kernel: int = 7, layer_scale: float = 1e-6) -> ArchSpec:

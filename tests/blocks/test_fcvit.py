@@ -14,11 +14,6 @@ from archbench.registry import SpecError
 from archbench.spec import ArchSpec
 from archbench.zoo import get, published
 from archbench.zoo.fcvit import fcvit
-<<<<<<< HEAD
-from archbench.measure.reproduce import reproduce_one
-from archbench.measure.tolerance import tolerance
-=======
->>>>>>> f-blocks
 
 # Parameters of ma-xu/FCViT@77e5a9d15d's fcvit_* as released (11×11 mixing kernels), counted by
 # instantiating its models/fcvit.py; our blocks load its BasicBlock weights one to one.

@@ -14,12 +14,7 @@ from archbench.measure.macs import MacCount, count_macs, count_macs_meta
 from archbench.measure.params import count_params
 from archbench.registry import BlockContext, SpecError, lookup
 from archbench.spec import ArchSpec
-<<<<<<< HEAD
-from archbench.zoo import get, published, pyramid
-from archbench.measure.tolerance import tolerance
-=======
 from archbench.zoo import get, pyramid
->>>>>>> f-blocks
 
 # Parameter counts of the release's FocalTransformer (classification/focal_transformer.py @57bb303)
 # built with the same configs: ours matches them to the parameter.

@@ -13,18 +13,6 @@ from archbench.measure.macs import count_macs, count_macs_meta
 from archbench.registry import BlockContext, SpecError, lookup
 from archbench.spec import ArchSpec
 from archbench.zoo.hornet import hornet
-<<<<<<< HEAD
-from archbench.measure.tolerance import tolerance
-
-PRESETS = ["hornet_t_7x7", "hornet_t_gf", "hornet_s_7x7", "hornet_s_gf", "hornet_b_7x7", "hornet_b_gf"]
-HEAVY = {"hornet_s_7x7", "hornet_s_gf", "hornet_b_7x7", "hornet_b_gf"}
-
-
-@lru_cache(maxsize=None)
-def preset_macs(name: str) -> MacCount:
-    return count_macs(archbench.build(name), 224)
-=======
->>>>>>> f-blocks
 
 
 def small_hornet(global_filter: bool, img_size: int = 224) -> ArchSpec:

@@ -13,13 +13,6 @@ from archbench.blocks.hire_mlp import HireBlock, RegionMixer
 from archbench.measure.macs import count_macs, count_macs_meta
 from archbench.spec import ArchSpec
 from archbench.zoo.hire_mlp import hire_mlp
-<<<<<<< HEAD
-from archbench.measure.tolerance import tolerance
-
-PRESETS = ["hire_mlp_t", "hire_mlp_s", "hire_mlp_b", "hire_mlp_l"]
-HEAVY = {"hire_mlp_b", "hire_mlp_l"}
-=======
->>>>>>> f-blocks
 
 
 def small_hire(img_size: int = 224) -> ArchSpec:

@@ -10,14 +10,7 @@ from archbench.blocks.pvt import PositionalPatchEmbed
 from archbench.measure.macs import count_macs, count_macs_meta
 from archbench.measure.params import count_params_meta
 from archbench.spec import ArchSpec
-<<<<<<< HEAD
-from archbench.zoo import get, published
-from archbench.measure.tolerance import tolerance
-
-PRESETS = ["pvt_ti", "pvt_s"]
-=======
 from archbench.zoo import get
->>>>>>> f-blocks
 
 
 def small() -> ArchSpec:

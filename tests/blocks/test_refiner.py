@@ -17,10 +17,6 @@ from archbench.registry import TokenState
 from archbench.spec import ArchSpec
 from archbench.zoo import get, published
 from archbench.zoo.refiner import refiner_vit
-<<<<<<< HEAD
-from archbench.measure.tolerance import tolerance
-=======
->>>>>>> f-blocks
 
 # Unique parameters of the released models (no token-labelling aux head), counted by instantiating
 # zhoudaquan/Refiner_ViT's Refiner_ViT_{S,M,L}(return_dense=False); ours load their weights one to one.

@@ -15,10 +15,6 @@ from archbench.measure.macs import count_macs, count_macs_meta
 from archbench.measure.params import count_params
 from archbench.spec import ArchSpec
 from archbench.zoo import pyramid
-<<<<<<< HEAD
-from archbench.measure.tolerance import tolerance
-=======
->>>>>>> f-blocks
 
 PRESETS = ["regionvit_ti", "regionvit_s", "regionvit_m", "regionvit_b"]
 

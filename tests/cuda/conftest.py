@@ -1,17 +1,12 @@
-"""Fixtures of the CUDA tests (helpers in cuda_helpers.py).
+"""Fixtures of the CUDA tests (helpers in tests/cuda_helpers.py).
 
 Every test here is marked ``cuda``; the root conftest skips them (reason: needs a CUDA device) on a
 machine without one, and the autouse fixture below does the same should the marker be dropped.
 """
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # cuda_helpers, for conftest and tests alike
 
 
 @pytest.fixture(autouse=True)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from archbench.report.hypervolume import Box, box_from_data, hypervolume, parse_bounds
-from archbench.search.options import parse_objectives
+from archbench.objectives import parse_objectives
 
 ACC_MACS = parse_objectives("val_acc:max,macs:min")
 

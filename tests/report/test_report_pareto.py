@@ -8,7 +8,7 @@ from rich.console import Console
 
 from archbench.report import make_report, pareto_ranks, print_leaderboard, rank
 from archbench.report.pareto import crowding_distance
-from archbench.search.options import parse_objectives
+from archbench.objectives import parse_objectives
 
 
 def test_ranks_with_ties_duplicates_and_missing_values():
@@ -96,3 +96,16 @@ def test_latency_objective_ranks_on_the_median(make_run):
     rows = make_report([run]).rows()
     assert {r["trial_id"]: r["pareto"] for r in rows} == {"00000": True, "00001": True, "00002": False}
     assert rows[0]["latency_ms"] in (9.0, 3.0)
+
+
+def test_leaderboard_objectives_are_validated_like_the_reports(make_run):
+    """print_leaderboard's objectives come from the manifest through the same check as the report's:
+    names archbench does not know are dropped, and a manifest with none known gives the default pair."""
+    from archbench.report.leaderboard import run_objectives
+
+    mixed = make_run("mixed", [{"val_acc": 0.9, "macs": 1e9}], objectives=[("val_acc", "max"), ("zero_cost", "max")])
+    assert [(o.name, o.direction) for o in run_objectives(mixed)] == [("val_acc", "max")]
+    unknown = make_run("unknown", [{"val_acc": 0.9, "macs": 1e9}], objectives=[("zero_cost", "max")])
+    assert run_objectives(unknown) == parse_objectives("val_acc:max,macs:min")
+    bare = make_run("bare", [{"val_acc": 0.9, "macs": 1e9}], manifest=False)
+    assert run_objectives(bare) == parse_objectives("val_acc:max,macs:min")

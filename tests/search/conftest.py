@@ -5,15 +5,10 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Iterator
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # search_helpers, for conftest and tests alike
-
 from search_helpers import TAG, TINY_SPACE, Driver, new_tag, short_tempdir, sweep
 
 
@@ -68,22 +63,18 @@ def ray_local() -> Iterator[None]:
 def tiny_options(tmp_path: Path):
     """SearchOptions of a cheap search of the tiny test space (1 epoch, no proxy scaling)."""
     from archbench.search.options import SearchOptions
+    from archbench.train import TrainConfig
 
     base = SearchOptions(
         space=str(TINY_SPACE),
         trials=3,
-        epochs=1,
-        batch_size=128,
-        proxy_img_size=32,
-        proxy_width_mult=1.0,
-        proxy_depth_mult=1.0,
+        train=TrainConfig(epochs=1, batch_size=128, proxy_img_size=32, proxy_width_mult=1.0, proxy_depth_mult=1.0, seed=0),
         concurrency=2,
         run_dir=str(tmp_path / "run"),
-        seed=0,
     )
 
     def make(**changes):
-        return replace(base, **changes)
+        return base.changed(**changes)  # flat names: trials=…, epochs=…, seed=…
 
     return make
 

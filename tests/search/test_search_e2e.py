@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from archbench import space as spaces
-from archbench.search.options import parse_objectives
+from archbench.objectives import parse_objectives
 from archbench.spec import ArchSpec
 from search_helpers import TINY_SPACE, read_run, search
 
@@ -187,12 +187,16 @@ def test_the_shipped_tiny_cpu_space(ray_local, tiny_options):
 
     from archbench.search.options import SearchOptions
 
-    defaults = SearchOptions()
+    defaults = SearchOptions().train
+    tiny = tiny_options(trials=4, space="tiny_cpu")
     options = replace(
-        tiny_options(trials=4, space="tiny_cpu"),
-        proxy_width_mult=defaults.proxy_width_mult,
-        proxy_depth_mult=defaults.proxy_depth_mult,
-        batch_size=defaults.batch_size,
+        tiny,
+        train=replace(
+            tiny.train,
+            proxy_width_mult=defaults.proxy_width_mult,
+            proxy_depth_mult=defaults.proxy_depth_mult,
+            batch_size=defaults.batch_size,
+        ),
     )
     outcome = search(options)
     df = read_run(options.run_dir)

@@ -68,14 +68,22 @@ def test_a_holder_upgrades_its_own_shared_lease(lease):
     assert ray.get(lease.state.remote()) == {"readers": [], "writer": "trial-1", "writers_waiting": 0}
 
 
-def test_context_helpers_and_no_lease(lease):
-    with leases.exclusive(None, "x"), leases.shared(None, "y"):
+def test_device_hold_and_no_lease(lease):
+    """DeviceHold, the trials' own way of taking the lease, is what is tested here."""
+    with leases.DeviceHold(None, "x").exclusive(), leases.DeviceHold(None, "y").shared():
         pass  # without a lease (a node that joined late) they do nothing
-    with leases.shared(lease, "t"):
+    with leases.DeviceHold(lease, "t").shared():
         assert ray.get(lease.state.remote())["readers"] == ["t"]
-    with leases.exclusive(lease, "m"):
+    with leases.DeviceHold(lease, "m").exclusive():
         assert ray.get(lease.state.remote())["writer"] == "m"
     assert ray.get(lease.state.remote()) == {"readers": [], "writer": None, "writers_waiting": 0}
+    hold = leases.DeviceHold(lease, "e")
+    hold.begin_shared()
+    assert ray.get(lease.state.remote())["readers"] == ["e"]
+    hold.end_shared()  # between epochs: a waiting measurement may go first
+    hold.end_shared()  # a second end is a no-op
+    assert ray.get(lease.state.remote()) == {"readers": [], "writer": None, "writers_waiting": 0}
+    assert [kind for kind, *_ in hold.windows] == ["shared"]
 
 
 @ray.remote(num_cpus=0)
@@ -84,7 +92,7 @@ def measure_while_epochs_run(run_id: str) -> tuple[float, float]:
     lease = leases.lease_for_this_node(run_id)
     assert lease is not None
     asked = time.monotonic()
-    with leases.exclusive(lease, f"{run_id}:latency"):
+    with leases.DeviceHold(lease, f"{run_id}:latency").exclusive():
         got = time.monotonic()
     return asked, got
 

@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 
 from archbench.cli import main
-from archbench.search.options import Objective, SearchOptions, parse_objectives
-from archbench.search.runner import RunDirLock
+from archbench.objectives import Objective, parse_objectives
+from archbench.search.options import SearchOptions
+from archbench.store.run import RunDirLock
+from archbench.train import TrainConfig
 from search_helpers import TINY_SPACE
 
 
@@ -120,17 +122,21 @@ def test_help_lists_the_flags(capsys):
 
 def test_resume_keeps_the_stored_settings(tmp_path):
     """Only the flags that may change on --resume do; the rest come from the manifest."""
-    from archbench.search.runner import prepare_run
+    from archbench.search.prepare import prepare_run
 
-    first = SearchOptions(space=str(TINY_SPACE), trials=2, epochs=3, run_dir=str(tmp_path / "run"), seed=5)
+    first = SearchOptions(space=str(TINY_SPACE), trials=2, train=TrainConfig(epochs=3, seed=5), run_dir=str(tmp_path / "run"))
     options, run_dir, manifest = prepare_run(first, ["bench.py", "search"], {"space", "trials", "epochs", "run_dir", "seed"})
     assert (run_dir / "space.yaml").is_file() and manifest.seed == 5
-    again = SearchOptions(space="hybrid_vit", trials=4, epochs=9, seed=1, run_dir=str(run_dir), resume=True)
+    again = SearchOptions(space="hybrid_vit", trials=4, train=TrainConfig(epochs=9, seed=1), run_dir=str(run_dir), resume=True)
     resumed, _, manifest2 = prepare_run(again, ["bench.py", "search", "--resume"], {"trials", "epochs", "seed", "run_dir", "resume", "space"})
-    assert (resumed.trials, resumed.epochs, resumed.seed, resumed.space) == (4, 3, 5, str(TINY_SPACE))
+    assert (resumed.trials, resumed.train.epochs, resumed.train.seed, resumed.space) == (4, 3, 5, str(TINY_SPACE))
     assert manifest2.run_id == manifest.run_id and manifest2.resumed == ["bench.py search --resume"]
     stored = json.loads((Path(run_dir) / "manifest.json").read_text())
     assert stored["options"]["trials"] == 4 and stored["resumed"] == ["bench.py search --resume"]
+    assert stored["kind"] == "search"
+    (Path(run_dir) / "manifest.json").write_text(json.dumps({**stored, "kind": "fidelity"}))
+    with pytest.raises(ValueError, match="holds a fidelity run, not a search"):
+        prepare_run(again, ["bench.py", "search", "--resume"], {"trials", "run_dir", "resume"})
 
 
 def test_progress_lines_and_running_count(tmp_path):

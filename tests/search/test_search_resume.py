@@ -27,13 +27,14 @@ SLOW_TINY = (
 
 def sampled_running_trials(run: Path) -> list[int]:
     """Numbers of the trials the study holds as RUNNING whose architecture was fully drawn (the
-    define-by-run function sets ``arch_hash`` last): the trials a resume must try again."""
+    define-by-run function sets ``violation`` last): the trials a resume must try again. A trial
+    is RUNNING from its ask on, while its parameters are still drawn one by one."""
     db = run / "optuna.db"
     if not db.exists():
         return []
     query = (
         "SELECT t.number FROM trials t JOIN trial_user_attributes a ON a.trial_id = t.trial_id "
-        "WHERE t.state = 'RUNNING' AND a.key = 'arch_hash' ORDER BY t.number"
+        "WHERE t.state = 'RUNNING' AND a.key = 'violation' AND a.value_json = '""' ORDER BY t.number"
     )
     try:
         with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1) as con:
@@ -63,15 +64,14 @@ def freeze_mid_run(proc, run: Path, timeout: float = 300) -> int:
     raise AssertionError("no trial was in flight in time")
 
 
-def wait_started(proc, run: Path, timeout: float = 300) -> int:
-    """Block until a part is written and another fully drawn trial has been handed to a worker
-    (Tune made its trial folder, one a started trial); its number."""
+def wait_in_flight(proc, run: Path, timeout: float = 300) -> int:
+    """Block until a part is written and another, fully drawn trial is in flight (waiting for a
+    worker or training: a Ctrl-C records either as interrupted); its number."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert proc.poll() is None, f"the driver ended early: {proc.communicate()}"
         running = sampled_running_trials(run)
-        started = len(list((run / "ray").glob("tune-*/trial-*")))
-        if running and parts(run) and started > len(parts(run)):
+        if running and parts(run):
             return running[0]
         time.sleep(0.3)
     raise AssertionError("no trial was in flight in time")
@@ -115,8 +115,7 @@ def test_resume_after_kill_9_completes_exactly_the_requested_trials(driver, tmp_
 def test_ctrl_c_records_interrupted_trials_and_resume_continues(driver, tmp_path):
     run = tmp_path / "run"
     first = driver("search", *SLOW_TINY, "--run-dir", str(run)).start()
-    cut_off = wait_started(first.proc, run)
-    time.sleep(1.0)  # the trial folder comes just before Tune reports the start to the driver
+    cut_off = wait_in_flight(first.proc, run)  # six epochs of seconds each are still to come
     first.kill_group(signal.SIGINT)  # what Ctrl-C does: the whole foreground process group
     code, out, err = first.wait(timeout=120)
     assert code == 130, (out, err)

@@ -11,6 +11,7 @@ from archbench import ArchSpec
 from archbench.store import TrialRecord
 from archbench.train import (
     EpochResult,
+    TrainConfig,
     TrainingDiverged,
     TrainingOutOfMemory,
     load_dataset,
@@ -39,13 +40,13 @@ def tiny_pyramid(img_size: int = 224, num_classes: int = 1000) -> ArchSpec:
     })
 
 
-FAST = dict(batch_size=32, lr=3e-3, warmup_epochs=0.2, threads=1)
+FAST = dict(batch_size=32, lr=3e-3, warmup_epochs=0.2, threads=1, device="cpu")
 
 
 def test_two_epochs_on_digits_learn_well_above_chance(digits):
     seen: list[EpochResult] = []
     # The spec says 224 px / 1000 classes: the loop builds it at the dataset's 16 px / 10 classes.
-    result = train_proxy(tiny_pyramid(), digits, epochs=2, seed=0, on_epoch=seen.append, **FAST)
+    result = train_proxy(tiny_pyramid(), digits, TrainConfig(epochs=2, seed=0, **FAST), on_epoch=seen.append)
     assert result.val_acc > 0.5  # chance is 0.1
     assert result.epochs_run == 2 and not result.stopped_early
     assert [e.epoch for e in seen] == [1, 2] and seen == list(result.history)
@@ -66,17 +67,17 @@ def test_two_epochs_on_digits_learn_well_above_chance(digits):
 def test_same_seed_same_result_and_global_state_untouched(digits):
     threads = torch.get_num_threads()
     rng = torch.get_rng_state()
-    a = train_proxy(tiny_pyramid(), digits, epochs=1, seed=7, **FAST)
-    b = train_proxy(tiny_pyramid(), digits, epochs=1, seed=7, **FAST)
+    a = train_proxy(tiny_pyramid(), digits, TrainConfig(epochs=1, seed=7, **FAST))
+    b = train_proxy(tiny_pyramid(), digits, TrainConfig(epochs=1, seed=7, **FAST))
     assert a.val_acc == b.val_acc and a.val_loss == b.val_loss
     assert a.history[0].train_loss == b.history[0].train_loss
-    c = train_proxy(tiny_pyramid(), digits, epochs=1, seed=8, **FAST)
+    c = train_proxy(tiny_pyramid(), digits, TrainConfig(epochs=1, seed=8, **FAST))
     assert c.val_loss != a.val_loss
     assert torch.get_num_threads() == threads and torch.equal(torch.get_rng_state(), rng)
 
 
 def test_on_epoch_true_stops_training(digits):
-    result = train_proxy(tiny_pyramid(), digits, epochs=5, seed=0, on_epoch=lambda e: e.epoch >= 1, **FAST)
+    result = train_proxy(tiny_pyramid(), digits, TrainConfig(epochs=5, seed=0, **FAST), on_epoch=lambda e: e.epoch >= 1)
     assert result.epochs_run == 1 and result.stopped_early
 
 
@@ -98,7 +99,7 @@ class NaNAfter(nn.Module):
 
 def test_nan_loss_raises_diverged(digits):
     with pytest.raises(TrainingDiverged, match="training loss became nan by step 5") as info:
-        train_proxy(NaNAfter(after=5), digits, epochs=2, seed=0, **FAST)
+        train_proxy(NaNAfter(after=5), digits, TrainConfig(epochs=2, seed=0, **FAST))
     assert info.value.step == 5 and info.value.epoch == 1
 
 
@@ -113,25 +114,25 @@ class OOMModel(nn.Module):
 
 def test_out_of_memory_becomes_a_clear_error(digits):
     with pytest.raises(TrainingOutOfMemory, match=r"out of memory on cpu at batch size 32: CUDA out of memory. Tried to allocate 2.00 GiB$"):
-        train_proxy(OOMModel(), digits, epochs=1, seed=0, **FAST)
+        train_proxy(OOMModel(), digits, TrainConfig(epochs=1, seed=0, **FAST))
 
 
 def test_mixup_cutmix_train_and_need_even_batches(digits):
-    result = train_proxy(tiny_pyramid(), digits, epochs=1, seed=0, mixup=0.8, cutmix=1.0, label_smoothing=0.1, **FAST)
+    result = train_proxy(tiny_pyramid(), digits, TrainConfig(epochs=1, seed=0, mixup=0.8, cutmix=1.0, label_smoothing=0.1, **FAST))
     assert math.isfinite(result.val_loss) and 0.0 <= result.val_acc <= 1.0
     with pytest.raises(ValueError, match="batch_size must be even"):
-        train_proxy(tiny_pyramid(), digits, epochs=1, mixup=0.8, batch_size=33)
+        train_proxy(tiny_pyramid(), digits, TrainConfig(epochs=1, mixup=0.8, batch_size=33))
 
 
 def test_bad_arguments(digits):
     with pytest.raises(ValueError, match="epochs must be an integer >= 1"):
-        train_proxy(tiny_pyramid(), digits, epochs=0)
+        train_proxy(tiny_pyramid(), digits, TrainConfig(epochs=0))
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="CUDA is not available"):
-            train_proxy(tiny_pyramid(), digits, epochs=1, device="cuda")
+            train_proxy(tiny_pyramid(), digits, TrainConfig(epochs=1, device="cuda"))
 
 
 @pytest.mark.cuda
 def test_cuda_bf16_channels_last(digits):
-    result = train_proxy(tiny_pyramid(), digits, epochs=2, seed=0, device="cuda", batch_size=32, lr=3e-3, warmup_epochs=0.2)
+    result = train_proxy(tiny_pyramid(), digits, TrainConfig(epochs=2, seed=0, device="cuda", batch_size=32, lr=3e-3, warmup_epochs=0.2))
     assert result.val_acc > 0.5 and result.device.startswith("cuda") and result.peak_memory_mb > 0

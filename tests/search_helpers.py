@@ -16,8 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-TINY_SPACE = Path(__file__).resolve().parent / "spaces" / "tiny_search.yaml"
+REPO = Path(__file__).resolve().parents[1]
+TINY_SPACE = Path(__file__).resolve().parent / "search" / "spaces" / "tiny_search.yaml"
 
 
 def short_tempdir(prefix: str) -> Path:

@@ -1,0 +1,136 @@
+"""Opening a search's run: options checked against the space, then the run folder created with its
+search manifest, or reopened with the stored settings on --resume; the device and space it runs on.
+"""
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from archbench.errors import UserError
+from archbench.search.options import SearchOptions
+from archbench.store.run import Manifest, RunDirLock, RunFolder
+
+if TYPE_CHECKING:
+    from archbench.space import Space
+
+SEARCH = "search"  # this kind of run, in its manifest and its lock
+# A resumed run keeps its own settings; only these may change on the command line.
+CHANGEABLE_ON_RESUME = frozenset({"trials", "time_budget_min", "concurrency", "ray_address", "cpus_per_trial", "gpus_per_trial"})
+
+
+def default_run_dir(space_name: str) -> Path:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{Path(space_name).stem}-{stamp}"
+
+
+def prepare_run(
+    options: SearchOptions, command: list[str], overrides: set[str], lock: RunDirLock | None = None
+) -> tuple[SearchOptions, Path, Manifest]:
+    """Create (or, with --resume, reopen) the run folder; errors are ValueErrors naming the option.
+
+    ``overrides`` are the flat names of the options given on the command line; ``lock`` (when
+    given) is acquired on the folder before anything in it changes.
+    """
+    from archbench import space as spaces
+
+    if options.resume:
+        if not options.run_dir:
+            raise UserError("--resume needs --run-dir of the run to continue")
+        folder = RunFolder.open(options.run_dir)
+        manifest = folder.read_manifest()
+        if manifest.kind != SEARCH:
+            raise UserError(f"--run-dir: {folder.path} holds a {manifest.kind} run, not a search")
+        if lock is not None:
+            lock.acquire(folder.path)
+        stored = SearchOptions.from_dict(manifest.options)
+        updates = {k: getattr(options, k) for k in overrides & CHANGEABLE_ON_RESUME}
+        options = replace(stored, resume=True, run_dir=str(folder.path), **updates)
+        manifest = replace(manifest, options=options.to_dict(), resumed=manifest.resumed + [" ".join(command)])
+        folder.write_manifest(manifest)
+        return options, folder.path, manifest
+    space = spaces.load(options.space)
+    with_bounds(space, options).check_feasible()  # an impossible --max-macs fails before the folder exists
+    folder = RunFolder.create(options.run_dir or default_run_dir(space.name))
+    if lock is not None:
+        lock.acquire(folder.path)
+    options = replace(options, run_dir=str(folder.path))
+    manifest = search_manifest(options, space, command)
+    folder.write_manifest(manifest, space_text=space.source_text)
+    return options, folder.path, manifest
+
+
+def search_manifest(options: SearchOptions, space: Space, command: list[str]) -> Manifest:
+    """The manifest of a new search (kind ``search``) over ``space``."""
+    from archbench.measure.provenance import versions
+    from archbench.search.lease import ISOLATION_METHOD
+    from archbench.store import SCHEMA_VERSION
+    from archbench.store.run import SPACE_COPY
+
+    return Manifest(
+        kind=SEARCH,
+        run_id=uuid.uuid4().hex[:12],
+        created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        command=" ".join(command),
+        options=options.to_dict(),
+        space={
+            "name": space.name,
+            "source": str(getattr(space, "file", options.space)),
+            "hash": space.hash,
+            "copy": SPACE_COPY,
+            "constraints": space.constraints.to_dict(),
+            "target": {"img_size": space.target.img_size, "num_classes": space.target.num_classes},
+        },
+        objectives=[o.to_dict() for o in options.objectives],
+        seed=options.train.seed,
+        schema_version=SCHEMA_VERSION,
+        versions=versions(),
+        hardware=_hardware(),
+        latency_isolation=ISOLATION_METHOD,
+    )
+
+
+def _hardware() -> dict[str, Any]:
+    import torch
+
+    from archbench.measure.provenance import cpu_name
+
+    gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
+    return {"cpu": cpu_name(), "cpu_count": os.cpu_count(), "gpus": gpus, "host": os.uname().nodename}
+
+
+def load_space(options: SearchOptions) -> Space:
+    """The space the run searches: the run folder's copy when there is one, under the run's bounds."""
+    from archbench import space as spaces
+
+    copy = RunFolder(options.run_dir or ".").space_copy
+    space = spaces.load(str(copy)) if options.run_dir and copy.exists() else spaces.load(options.space)
+    return with_bounds(space, options)
+
+
+def with_bounds(space: Space, options: SearchOptions) -> Space:
+    """The space under --max-macs / --max-params where given (they override the space's own)."""
+    bounds = {k: v for k, v in (("max_macs", options.max_macs), ("max_params", options.max_params)) if v is not None}
+    return space.with_constraints(**bounds) if bounds else space
+
+
+def resolve_device(options: SearchOptions) -> tuple[str, float]:
+    """The device trials use (``auto`` decided on the driver) and the GPUs each trial asks Ray for.
+
+    Raises:
+        ValueError: ``--device cuda`` on a machine without CUDA (and no cluster to run on).
+    """
+    import torch
+
+    device = options.train.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() and not options.ray_address else "cpu"
+    if device.startswith("cuda") and not options.ray_address and not torch.cuda.is_available():
+        raise UserError("--device cuda: this machine has no CUDA device")
+    gpus = options.gpus_per_trial
+    if device.startswith("cuda") and gpus == 0:
+        gpus = 0.25  # four small proxies share a GPU; Ray schedules the fractions, it does not isolate memory
+    return device, gpus

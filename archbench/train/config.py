@@ -1,0 +1,161 @@
+"""One proxy-training setting as data: dataset, proxy scaling, the timm recipe's hyper-parameters,
+seed and device in a frozen TrainConfig (one fidelity), with its checks and its TrialRecord columns.
+
+Search options, trial plans and benchmarks hold a TrainConfig instead of copying its settings; a
+variant is ``dataclasses.replace(config, epochs=1)``.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+from archbench.errors import UserError
+
+if TYPE_CHECKING:
+    from archbench.spec import ArchSpec
+    from archbench.train.data import Dataset
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How a proxy is made and trained: AdamW, cosine schedule after a linear warm-up, label smoothing
+    or Mixup/CutMix (timm's recipe; Touvron et al., DeiT, 2021), on a scaled-down architecture.
+
+    Defaults give a useful CPU search proxy in seconds a trial. Bad values raise a one-line
+    ValueError naming the `archbench search` option.
+
+    Example:
+        >>> config = TrainConfig(epochs=2, batch_size=32, lr=3e-3)
+        >>> data = config.load_dataset()
+        >>> result = train_proxy(config.proxy_of(zoo.get("deit_s"), data), data, config)
+        >>> TrialRecord(run="r", trial_id="1", status="ok", **config.record_fields(), **result.record_fields())
+
+    Args:
+        dataset: ``digits`` | ``cifar10:PATH`` | ``cifar100:PATH`` | ``folder:PATH``.
+        epochs: epochs to train, >= 1.
+        batch_size: training batch size (even when Mixup/CutMix is on).
+        lr: peak learning rate.
+        weight_decay: AdamW decoupled weight decay.
+        warmup_epochs: linear warm-up from ``lr / 100``, in (fractional) epochs; capped below the run's length.
+        label_smoothing: label smoothing of the targets, in [0, 1).
+        mixup: Mixup alpha (0: off).
+        cutmix: CutMix alpha (0: off).
+        proxy_img_size: resolution of the proxy and its dataset.
+        proxy_width_mult: factor on every width of the architecture, in (0, 1].
+        proxy_depth_mult: factor on every stage depth, in (0, 1].
+        seed: seeds the dataset split, weight init, shuffling, drop-path and Mixup.
+        device: ``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``.
+        threads: intra-op CPU threads while training (None: leave torch's setting).
+        min_lr: floor of the cosine decay.
+        clip_grad: clip the global gradient norm to this value (None: no clipping).
+        eval_batch_size: batch size of evaluation (None: 2 × ``batch_size``).
+        channels_last: NHWC memory format (None: on CUDA for models with 2-D convolutions).
+    """
+
+    dataset: str = "digits"
+    epochs: int = 4
+    batch_size: int = 64
+    lr: float = 2e-3
+    weight_decay: float = 0.05
+    warmup_epochs: float = 1  # an int default keeps the manifest's value as it always was
+    label_smoothing: float = 0.1
+    mixup: float = 0.0
+    cutmix: float = 0.0
+    proxy_img_size: int = 32
+    proxy_width_mult: float = 0.25
+    proxy_depth_mult: float = 0.34
+    seed: int = 0
+    device: str = "auto"
+    threads: int | None = None
+    min_lr: float = 1e-6
+    clip_grad: float | None = None
+    eval_batch_size: int | None = None
+    channels_last: bool | None = None
+
+    def __post_init__(self) -> None:
+        checks = [
+            (_is_int(self.epochs) and self.epochs >= 1, f"--epochs must be an integer >= 1, got {self.epochs!r}"),
+            (_is_int(self.batch_size) and self.batch_size >= 1, f"--batch-size must be an integer >= 1, got {self.batch_size!r}"),
+            (self.lr > 0, f"--lr must be > 0, got {self.lr!r}"),
+            (self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay!r}"),
+            (self.warmup_epochs >= 0, f"warmup_epochs must be >= 0, got {self.warmup_epochs!r}"),
+            (0.0 <= self.label_smoothing < 1.0, f"label_smoothing must be in [0, 1), got {self.label_smoothing!r}"),
+            (
+                self.mixup >= 0 and self.cutmix >= 0,
+                f"--mixup and --cutmix are Beta alphas >= 0 (0: off), got {self.mixup!r}, {self.cutmix!r}",
+            ),
+            (
+                not (self.mixup > 0 or self.cutmix > 0) or self.batch_size % 2 == 0,
+                f"--batch-size: Mixup/CutMix mix pairs of images: batch_size must be even, got {self.batch_size}",
+            ),
+            (_is_int(self.proxy_img_size) and self.proxy_img_size >= 8, "--proxy-img-size must be >= 8"),
+            (0 < self.proxy_width_mult <= 1, "--proxy-width-mult must be in (0, 1]"),
+            (0 < self.proxy_depth_mult <= 1, "--proxy-depth-mult must be in (0, 1]"),
+            (_is_int(self.seed), f"--seed must be an integer, got {self.seed!r}"),
+            (
+                self.device in ("auto", "cpu", "cuda") or (self.device.startswith("cuda:") and self.device[5:].isdigit()),
+                "--device must be auto, cpu or cuda",
+            ),
+            (self.threads is None or self.threads >= 1, f"threads must be >= 1, got {self.threads}"),
+            (self.min_lr >= 0 and math.isfinite(self.min_lr), f"min_lr must be >= 0, got {self.min_lr!r}"),
+            (self.clip_grad is None or self.clip_grad > 0, f"clip_grad must be > 0 (None: off), got {self.clip_grad!r}"),
+            (self.eval_batch_size is None or self.eval_batch_size >= 1, f"eval_batch_size must be >= 1, got {self.eval_batch_size!r}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise UserError(message)
+
+    def for_trial(self, number: int) -> TrainConfig:
+        """The config of trial ``number`` of a run: its own seed, ``seed + number``."""
+        return replace(self, seed=self.seed + int(number))
+
+    def resolved_device(self) -> str:
+        """``device`` with ``auto`` decided: ``cuda`` when this process sees a GPU, else ``cpu``."""
+        if self.device != "auto":
+            return self.device
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+
+    def record_fields(self) -> dict[str, Any]:
+        """The training-setting columns of a TrialRecord: ``TrialRecord(..., **config.record_fields())``.
+
+        The one mapping from settings to result columns (``epochs`` is stored as ``proxy_epochs`` …).
+        """
+        return {
+            "dataset": self.dataset,
+            "proxy_img_size": self.proxy_img_size,
+            "proxy_width_mult": self.proxy_width_mult,
+            "proxy_depth_mult": self.proxy_depth_mult,
+            "proxy_epochs": self.epochs,
+            "proxy_batch_size": self.batch_size,
+            "proxy_lr": self.lr,
+            "seed": self.seed,
+        }
+
+    def load_dataset(self) -> Dataset:
+        """The dataset at the proxy resolution, split with this seed (DatasetError if it cannot be read)."""
+        from archbench.train.data import load_dataset
+
+        return load_dataset(self.dataset, img_size=self.proxy_img_size, seed=self.seed)
+
+    def proxy_of(self, arch: ArchSpec, data: Dataset) -> ArchSpec:
+        """``arch`` scaled to this config's proxy for ``data`` (its classes and channels)."""
+        from archbench.train.proxy import scale_arch
+
+        return scale_arch(
+            arch,
+            width_mult=self.proxy_width_mult,
+            depth_mult=self.proxy_depth_mult,
+            img_size=self.proxy_img_size,
+            num_classes=data.num_classes,
+            in_chans=data.in_chans,
+        )
+
+
+__all__ = ["TrainConfig"]
