@@ -38,7 +38,7 @@ def parse_quantity(value: Any, path: str = "", key: str = "", *, positive: bool 
         raise SpecError(path, f"expected a number such as 6G or 6.0e9, got {value!r}")
     if isinstance(value, (int, float)):
         number = float(value)
-    elif isinstance(value, str) and (match := _QUANTITY.match(value)):
+    elif isinstance(value, str) and (match := _QUANTITY.match(value)) and not (positive and value.strip()[0] in "+-"):
         if key == "max_latency_ms" and match.group(2):
             raise SpecError(path, f"latency is in milliseconds: write a plain number, got {value!r}")
         number = float(match.group(1)) * _SUFFIXES[match.group(2)]

@@ -158,7 +158,7 @@ def _quantity(text: str, item: str) -> float:
     try:
         return parse_quantity(text, positive=False)
     except SpecError:
-        raise UserError(f"--hv-bounds: '{text}' in '{item}' is not a finite number (e.g. 0.9, 6G, 20M)") from None
+        raise UserError(f"--hv-bounds: '{text}' in '{item}' is not a number, or not finite (e.g. 0.9, 6G, 20M)") from None
 
 
 def _fmt(value: float) -> str:
