@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from archbench._validate import describe
 from archbench._yaml import read_data
 from archbench.registry import SpecError
 
@@ -48,7 +49,7 @@ def load_document(path: Path, display: str, *, resolve_name: Any, _chain: tuple[
         raise SpecError(f"{_chain[-1][1]}: extends", "circular extends: " + " -> ".join(names))
     data = read_file(path, display)
     if not isinstance(data, dict):
-        raise SpecError(display, f"expected a mapping of space keys at the top, got {_describe(data)}")
+        raise SpecError(display, f"expected a mapping of space keys at the top, got {describe(data)}")
     for k in data:
         if not isinstance(k, str):
             raise SpecError(display, f"top-level key {k!r} is not a name")
@@ -59,7 +60,7 @@ def load_document(path: Path, display: str, *, resolve_name: Any, _chain: tuple[
         _mark(doc.origins, own, (), display)
         return doc
     if not isinstance(parent_name, str) or not parent_name:
-        raise SpecError(f"{display}: extends", f"expected the name or path of a space, got {_describe(parent_name)}")
+        raise SpecError(f"{display}: extends", f"expected the name or path of a space, got {describe(parent_name)}")
     parent_path, parent_display = resolve_name(parent_name, path.parent, f"{display}: extends")
     parent = load_document(parent_path, parent_display, resolve_name=resolve_name, _chain=(*_chain, (key, display)))
     merged = merge(parent.data, own)
@@ -100,12 +101,3 @@ def _forget_replaced(origins: dict[tuple[Any, ...], str], base: Any, override: A
             for stale in [k for k in origins if len(k) > len(path) and k[: len(path)] == path]:
                 del origins[stale]
 
-
-def _describe(value: Any) -> str:
-    if value is None:
-        return "nothing"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a mapping"
-    return f"{type(value).__name__} {value!r}"
