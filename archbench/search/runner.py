@@ -54,7 +54,7 @@ def run_search(
 
     ``quiet`` sends Ray's output to ``<run>/ray.log``; ``live`` redraws progress in place on a
     terminal (else one line per trial); ``progress=False`` prints nothing. Bad options, spaces and
-    datasets raise ValueError (or SpecError) before the run folder exists.
+    datasets raise UserError (SpecError is one) before the run folder exists.
     """
     started = time.monotonic()
     # Before the run folder exists: a bad --dataset leaves nothing behind (a resume reads its own).
