@@ -184,9 +184,13 @@ def register(
     ``**params`` to its module (tests/blocks/test_registry_contract.py holds every factory to this).
 
     Example:
+        >>> import torch
         >>> @register("block", "identity_demo", params=(Param("scale", float, 1.0),))
         ... def _identity(ctx, scale):
         ...     return torch.nn.Identity()
+        >>> info = lookup("block", "identity_demo")
+        >>> info.factory is _identity, [(p.name, p.default) for p in info.params]
+        (True, [('scale', 1.0)])
     """
 
     def wrap(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:

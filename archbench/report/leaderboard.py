@@ -39,8 +39,16 @@ def rank(frame: pd.DataFrame, objectives: Sequence[Objective]) -> pd.DataFrame:
     Trials equal in every objective (one architecture evaluated twice, or a tie) share a rank.
 
     Example:
-        >>> ranked = rank(read_trials("runs/demo"), parse_objectives("val_acc:max,macs:min"))
-        >>> ranked.loc[ranked.pareto, ["trial_id", "val_acc", "macs"]]
+        >>> import pandas as pd
+        >>> from archbench.objectives import parse_objectives
+        >>> trials = pd.DataFrame({"trial_id": ["a", "b", "c", "d"], "status": ["ok", "ok", "ok", "failed"],
+        ...                        "val_acc": [0.80, 0.91, 0.85, None], "macs": [1.5e9, 1.2e9, 0.6e9, None]})
+        >>> rank(trials, parse_objectives("val_acc:max,macs:min"))[["trial_id", "pareto_rank", "pareto"]]
+          trial_id  pareto_rank  pareto
+        0        b            0    True
+        1        c            0    True
+        2        a            1   False
+        3        d           -1   False
     """
     frame = frame.copy()
     columns = [o.metric for o in objectives]

@@ -94,8 +94,15 @@ def load_runs(paths: Sequence[str | Path] | None = None, *, root: Path = DEFAULT
     does not know and each corrupted Parquet part give one warning line; the rest is read.
 
     Example:
-        >>> loaded = load_runs(["runs/nsga2-seed0", "runs/random-seed0"])
-        >>> loaded.frame.groupby("run").size()
+        ``demo_runs`` (the doctests' conftest.py writes it) holds two runs of three trials each:
+
+        >>> loaded = load_runs([demo_runs / "nsga2-seed0", demo_runs / "random-seed0"])
+        >>> loaded.frame.groupby("run").size().to_dict()
+        {'nsga2-seed0': 3, 'random-seed0': 3}
+        >>> [(run.label, run.sampler, [o.name for o in run.objectives]) for run in loaded.runs]
+        [('nsga2-seed0', 'nsga2', ['val_acc', 'macs']), ('random-seed0', 'random', ['val_acc', 'macs'])]
+        >>> load_runs([demo_runs / "missing"]).warnings  # doctest: +ELLIPSIS
+        ['.../missing: no such folder (skipped)']
 
     Raises:
         ValueError: no paths were given and ``root`` does not exist.

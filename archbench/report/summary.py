@@ -145,8 +145,15 @@ def make_report(
     """Read the runs at ``paths`` and rank, summarise and (optionally) anchor them.
 
     Example:
-        >>> report = make_report(["runs/nsga2", "runs/random"], by="sampler")
-        >>> {g.key: round(g.hypervolume, 3) for g in report.groups}
+        ``demo_runs`` (the doctests' conftest.py writes it) holds an NSGA-II and a random run:
+
+        >>> report = make_report([demo_runs / "nsga2-seed0", demo_runs / "random-seed0"], by="sampler")
+        >>> {g.key: (g.front_size, round(g.hypervolume, 3)) for g in report.groups}
+        {'nsga2': (2, 0.899), 'random': (2, 0.448)}
+        >>> report.table.loc[report.table.pareto, ["run", "trial_id", "val_acc", "macs"]]  # the front of both
+                   run trial_id  val_acc        macs
+        0  nsga2-seed0    00000     0.91  1200000000
+        1  nsga2-seed0    00001     0.85   600000000
 
     Args:
         paths: run folders (default: every run under ``root``).

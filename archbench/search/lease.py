@@ -104,10 +104,17 @@ class DeviceHold:
     (``extra_json.lease_windows``) as evidence. Without a lease (a node that joined after the run
     started, or a run that times nothing) every method is a no-op.
 
+    A trial of run ``run_id`` makes its hold with ``DeviceHold(lease_for_this_node(run_id),
+    holder=f"{run_id}:{trial_id}")``, trains inside ``hold.shared()`` and times its latency inside
+    ``hold.exclusive()``. Without a lease, as here, the holds only run their body:
+
     Example:
-        >>> hold = DeviceHold(lease_for_this_node(run_id), holder=f"{run_id}:7")
+        >>> hold = DeviceHold(None, holder="demo:00007")
         >>> with hold.exclusive():
-        ...     measure_latency(model, 224)
+        ...     print("timing the latency")
+        timing the latency
+        >>> hold.windows
+        []
     """
 
     def __init__(self, lease: ray.actor.ActorHandle | None, holder: str) -> None:

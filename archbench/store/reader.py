@@ -75,10 +75,19 @@ def read_trials(
     from a newer version, or one that is not readable Parquet, is a bad part.
 
     Example:
+        A run of two trials in the example's temporary folder ``tmp``, and a part that is not Parquet:
+
+        >>> from archbench.store import TrialRecord, write_trial
+        >>> for i, acc in enumerate([0.91, 0.87]):
+        ...     _ = write_trial(tmp / "demo", TrialRecord(run="demo", trial_id=f"{i:05d}", status="ok", val_acc=acc))
+        >>> _ = (tmp / "demo" / "trials" / "part-00002.parquet").write_text("not Parquet")
         >>> problems: list[BadPart] = []
-        >>> df = read_trials(["runs/a", "runs/b"], on_bad="skip", bad_parts=problems)
-        >>> for p in problems:
-        ...     print(f"skipped {p}")
+        >>> read_trials(tmp / "demo", on_bad="skip", bad_parts=problems)[["trial_id", "status", "val_acc"]]
+          trial_id status  val_acc
+        0    00000     ok     0.91
+        1    00001     ok     0.87
+        >>> [p.path.name for p in problems]
+        ['part-00002.parquet']
 
     Args:
         run_dirs: one path or several.

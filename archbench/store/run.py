@@ -5,10 +5,15 @@ Layout of ``runs/<run>/``: ``manifest.json``, ``space.yaml`` (the space copy), `
 ``optuna.db``, ``ray.log``, ``ray/``, ``interrupted/`` and ``.lock`` (docs/search.md describes each).
 
 Example:
-    >>> folder = RunFolder.create("runs/demo")          # ValueError if it already holds a run
+    ``tmp`` is the example's temporary folder and ``manifest`` a search's Manifest (conftest.py):
+
+    >>> import archbench.space
+    >>> folder = RunFolder.create(tmp / "demo")          # ValueError if it already holds a run
     >>> with folder.locked():
-    ...     folder.write_manifest(manifest, space_text=space.source_text)
-    >>> RunFolder.open("runs/demo").read_manifest().kind
+    ...     _ = folder.write_manifest(manifest, space_text=archbench.space.load("tiny_cpu").source_text)
+    >>> sorted(p.name for p in folder.path.iterdir())
+    ['.lock', 'manifest.json', 'space.yaml']
+    >>> RunFolder.open(tmp / "demo").read_manifest().kind
     'search'
 """
 from __future__ import annotations

@@ -205,7 +205,10 @@ def arch_fields(arch: ArchSpec) -> dict[str, Any]:
     """The ``arch_*`` and ``img_size`` fields of a TrialRecord for ``arch``.
 
     Example:
-        >>> TrialRecord(run="r", trial_id="1", status="ok", **arch_fields(zoo.get("deit_s")))
+        >>> from archbench import zoo
+        >>> record = TrialRecord(run="r", trial_id="1", status="ok", **arch_fields(zoo.get("deit_ti")))
+        >>> record.arch_name, record.arch_summary, record.img_size
+        ('deit_ti', 'patchify | mhsa×12', 224)
     """
     return {
         "arch_name": arch.name,

@@ -28,8 +28,14 @@ def write_trial(run_dir: str | Path, record: TrialRecord, *, overwrite: bool = F
     unless ``overwrite`` is True. An empty ``record.run`` is filled with the run folder's name.
 
     Example:
-        >>> write_trial("runs/demo", TrialRecord(run="demo", trial_id="00001", status="ok", val_acc=0.91))
-        PosixPath('runs/demo/trials/part-00001.parquet')
+        In the example's temporary folder ``tmp``:
+
+        >>> path = write_trial(tmp / "demo", TrialRecord(run="", trial_id="00001", status="ok", val_acc=0.91))
+        >>> path.relative_to(tmp).as_posix()
+        'demo/trials/part-00001.parquet'
+        >>> from archbench.store import read_records
+        >>> [(r.run, r.trial_id, r.val_acc) for r in read_records(tmp / "demo")]
+        [('demo', '00001', 0.91)]
 
     Raises:
         FileExistsError: the part exists and ``overwrite`` is False (the message names the file).

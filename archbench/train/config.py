@@ -30,10 +30,17 @@ class TrainConfig:
     ValueError naming the `archbench search` option.
 
     Example:
-        >>> config = TrainConfig(epochs=2, batch_size=32, lr=3e-3)
+        The dataset and proxy of a config (``train_proxy(proxy, data, config)`` then trains it, and
+        ``TrialRecord(..., **config.record_fields(), **result.record_fields())`` records the trial):
+
+        >>> from archbench import zoo
+        >>> config = TrainConfig(epochs=1, proxy_img_size=16)
         >>> data = config.load_dataset()
-        >>> result = train_proxy(config.proxy_of(zoo.get("deit_s"), data), data, config)
-        >>> TrialRecord(run="r", trial_id="1", status="ok", **config.record_fields(), **result.record_fields())
+        >>> proxy = config.proxy_of(zoo.get("deit_s"), data)
+        >>> proxy.input, proxy.summary()
+        (InputSpec(img_size=16, in_chans=3, num_classes=10), 'patchify | mhsa×4')
+        >>> config.record_fields()["proxy_epochs"], config.for_trial(3).seed
+        (1, 3)
 
     Args:
         dataset: ``digits`` | ``cifar10:PATH`` | ``cifar100:PATH`` | ``folder:PATH``.

@@ -166,9 +166,12 @@ def iterate_batches(
     unless it would leave no batch at all.
 
     Example:
+        >>> images, labels = torch.zeros(10, 3, 8, 8), torch.arange(10)
+        >>> [yb.tolist() for _, yb in iterate_batches(images, labels, 4)]
+        [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
         >>> g = torch.Generator().manual_seed(0)
-        >>> for xb, yb in iterate_batches(data.train_x, data.train_y, 64, generator=g, drop_last=True):
-        ...     logits = model(data.normalize(xb))
+        >>> [yb.tolist() for _, yb in iterate_batches(images, labels, 4, generator=g, drop_last=True)]
+        [[4, 1, 7, 5], [3, 9, 0, 8]]
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")

@@ -153,9 +153,18 @@ def train_proxy(
     (:meth:`TrainConfig.load_dataset`, :meth:`TrainConfig.proxy_of`); ``arch`` is trained as given.
 
     Example:
-        >>> data = load_dataset("digits", img_size=16)
-        >>> result = train_proxy(arch, data, TrainConfig(epochs=2, batch_size=64, lr=2e-3))
-        >>> result.val_acc, result.images_per_second
+        One epoch of a DeiT-Ti proxy (48 wide, 4 blocks) on 16-pixel digits, in about a second:
+
+        >>> from archbench import zoo
+        >>> config = TrainConfig(epochs=1, proxy_img_size=16, device="cpu", threads=1)
+        >>> data = config.load_dataset()
+        >>> result = train_proxy(config.proxy_of(zoo.get("deit_ti"), data), data, config)
+        >>> result.epochs_run, result.train_images, result.params, result.device
+        (1, 1408, 150730, 'cpu')
+        >>> result.val_acc > 0.5  # ten classes: far above chance after one epoch
+        True
+        >>> f"{result.images_per_second:.0f} images/s"  # doctest: +ELLIPSIS
+        '... images/s'
 
     Args:
         arch: an ArchSpec (built at the dataset's resolution, classes and channels) or a module.

@@ -45,6 +45,7 @@ def scale_arch(
     downsampling layer keep the width of the stage before them, as the spec requires.
 
     Example:
+        >>> from archbench import zoo
         >>> proxy = scale_arch(zoo.get("deit_s"), width_mult=0.25, depth_mult=0.34, img_size=32, num_classes=10)
         >>> proxy.stages[0].dim, proxy.stages[0].depth, proxy.stages[0].block.params["heads"]
         (96, 4, 6)
