@@ -13,8 +13,9 @@ from pathlib import Path
 import optuna
 import pandas as pd
 import pytest
-
 from search_helpers import TINY_SPACE, wait_for_exit
+
+from archbench.search.sampling import DRAWN_ATTR
 
 pytestmark = pytest.mark.slow  # drivers as subprocesses, each starting its own Ray: ~40-70 s a test
 
@@ -26,19 +27,19 @@ SLOW_TINY = (
 
 
 def sampled_running_trials(run: Path) -> list[int]:
-    """Numbers of the trials the study holds as RUNNING whose architecture was fully drawn (the
-    define-by-run function sets ``violation`` last): the trials a resume must try again. A trial
-    is RUNNING from its ask on, while its parameters are still drawn one by one."""
+    """Numbers of the trials the study holds as RUNNING whose architecture was fully drawn and is
+    feasible (the define-by-run function sets ``DRAWN_ATTR`` last): the trials a resume must try
+    again. A trial is RUNNING from its ask on, while its parameters are still drawn one by one."""
     db = run / "optuna.db"
     if not db.exists():
         return []
     query = (
         "SELECT t.number FROM trials t JOIN trial_user_attributes a ON a.trial_id = t.trial_id "
-        "WHERE t.state = 'RUNNING' AND a.key = 'violation' AND a.value_json = '""' ORDER BY t.number"
+        "WHERE t.state = 'RUNNING' AND a.key = ? AND a.value_json = ? ORDER BY t.number"
     )
     try:
         with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1) as con:
-            return [n for (n,) in con.execute(query)]
+            return [n for (n,) in con.execute(query, (DRAWN_ATTR, json.dumps("")))]  # drawn and feasible
     except sqlite3.Error:
         return []  # the driver is creating the tables, or was stopped inside a write
 
