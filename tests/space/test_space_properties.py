@@ -80,10 +80,12 @@ def test_a_few_samples_of_the_large_spaces_build_and_run(name: str) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["hybrid_vit", "isotropic_vit"])
 def test_every_sample_of_the_large_spaces_builds_and_runs(name: str) -> None:
-    # Minutes on a 2-core CPU: full widths and depths, weights initialised, one forward pass each.
+    # Full widths and depths, weights initialised, one forward pass each: ~0.2-0.5 s a sample on a
+    # 2-core CPU, so 100 derandomised draws (half of the cheaper properties' 200) keep the suite
+    # within its budget; the draws are fixed, so a failure reproduces.
     space = spaces.load(name)
 
-    @_settings(200)
+    @_settings(100)
     @given(seed=SEEDS)
     def check(seed: int) -> None:
         _runs(space.sample(seed, constrained=False), FORWARD_SIZE[name])
