@@ -13,7 +13,16 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from archbench.report.leaderboard import HEADERS, RIGHT_ALIGNED, display_rows, format_counts, leaderboard_table, objectives_caption, print_table
+from archbench.report.hypervolume import IMPLEMENTATION
+from archbench.report.leaderboard import (
+    HEADERS,
+    RIGHT_ALIGNED,
+    display_rows,
+    format_counts,
+    leaderboard_table,
+    objectives_caption,
+    print_table,
+)
 
 if TYPE_CHECKING:
     from archbench.report.summary import GroupSummary, Report
@@ -74,7 +83,7 @@ def hypervolume_note(report: Report) -> str:
     )
     per = "" if report.by == "run" else f" For each {report.by}: the mean of its runs' hypervolumes."
     return (
-        f"Hypervolume (optuna._hypervolume.compute_hypervolume) of each run's trials in one normalised box, "
+        f"Hypervolume ({IMPLEMENTATION}) of each run's trials in one normalised box, "
         f"ideal → reference point: {pairs} ({origin}); each objective maps ideal → 0, reference → 1, so 1.0 "
         f"would be one trial at the ideal in every objective.{per} Same box elsewhere: --hv-bounds '{box.flag()}'."
     )

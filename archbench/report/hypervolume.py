@@ -1,9 +1,8 @@
 """Hypervolume of a Pareto front (Zitzler & Thiele, 1998) inside a stated, normalised box, so that
-two runs measured against the same box can be compared; the volume itself comes from Optuna.
+two runs measured against the same box can be compared; the volume itself comes from moocore.
 
-Optuna's exact hypervolume (2-D sweep, 3-D, WFG beyond) is what its samplers and its
-``plot_hypervolume_history`` use; Optuna exposes it only as ``optuna._hypervolume``, so this module
-is the one place that imports it (docs/report.md says why, tests pin its values).
+moocore's ``hypervolume`` is exact in any dimension and public (Optuna's own is a private module);
+docs/report.md says why, and the tests pin its values against hand counts and Optuna's public plot.
 """
 from __future__ import annotations
 
@@ -24,17 +23,7 @@ MARGIN = 0.1
 
 
 
-def _optuna_hypervolume() -> Any:
-    try:
-        from optuna._hypervolume import compute_hypervolume
-    except ImportError as err:  # pragma: no cover - only on an Optuna that moved it
-        import optuna
-
-        raise RuntimeError(
-            f"hypervolume needs optuna._hypervolume.compute_hypervolume (Optuna >= 4.0); "
-            f"Optuna {optuna.__version__} does not have it ({err})"
-        ) from None
-    return compute_hypervolume
+IMPLEMENTATION = "moocore.hypervolume"
 
 
 @dataclass(frozen=True)
@@ -76,7 +65,7 @@ class Box:
             "normalisation": "z = (x - ideal) / (reference - ideal) per objective; hypervolume of [z, 1]^m",
             "source": self.source,
             "hv_bounds_flag": self.flag(),
-            "implementation": "optuna._hypervolume.compute_hypervolume",
+            "implementation": IMPLEMENTATION,
         }
 
 
@@ -148,8 +137,9 @@ def hypervolume(values: np.ndarray | Sequence[Sequence[float]], box: Box) -> flo
     z = z[(z < 1.0).all(axis=1)]
     if len(z) == 0:
         return 0.0
-    compute = _optuna_hypervolume()
-    return float(compute(z, np.ones(z.shape[1])))
+    import moocore  # a maintained, public implementation (the WFG algorithm in C), not Optuna internals
+
+    return float(moocore.hypervolume(z, ref=np.ones(z.shape[1])))
 
 
 def _quantity(text: str, item: str) -> float:

@@ -8,7 +8,7 @@ Example:
     ``tmp`` is the example's temporary folder and ``manifest`` a search's Manifest (conftest.py):
 
     >>> import archbench.space
-    >>> folder = RunFolder.create(tmp / "demo")          # ValueError if it already holds a run
+    >>> folder = RunFolder.create(tmp / "demo")          # UserError if it already holds a run
     >>> with folder.locked():
     ...     _ = folder.write_manifest(manifest, space_text=archbench.space.load("tiny_cpu").source_text)
     >>> sorted(p.name for p in folder.path.iterdir())
