@@ -138,11 +138,12 @@ def make_searcher(options: SearchOptions, space: Space, storage: RDBStorage, *, 
     ``already`` (trials in the study) offsets the sampler's seed: a resumed run continues its random
     stream instead of replaying it.
     """
+    import optuna
     from ray.tune.search.optuna import OptunaSearch
 
     metrics = [o.metric for o in options.objectives]
     modes = [o.direction for o in options.objectives]
-    return OptunaSearch(
+    searcher = OptunaSearch(
         space=DefineByRun(space),
         metric=metrics if len(metrics) > 1 else metrics[0],
         mode=modes if len(modes) > 1 else modes[0],
@@ -150,3 +151,8 @@ def make_searcher(options: SearchOptions, space: Space, storage: RDBStorage, *, 
         study_name=STUDY_NAME,
         storage=storage,
     )
+    # Named objectives: optuna-dashboard (and any reader of optuna.db) labels val_acc and macs.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.load_study(study_name=STUDY_NAME, storage=storage).set_metric_names(metrics)
+    return searcher

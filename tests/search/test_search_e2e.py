@@ -54,6 +54,8 @@ def test_a_tiny_search_end_to_end(ray_local, tiny_options, capsys):
     assert [t.state for t in trials] == [optuna.trial.TrialState.COMPLETE] * 3
     by_number = {f"{t.number:05d}": t.user_attrs["arch_hash"] for t in trials}
     assert by_number == dict(zip(df["trial_id"], df["arch_hash"]))
+    study = optuna.load_study(study_name="archbench", storage=f"sqlite:///{run / 'optuna.db'}")
+    assert study.metric_names == [o.metric for o in options.objectives]  # labels for optuna-dashboard
     assert (run / "ray.log").is_file() and not list((run / "trials").glob(".*.tmp"))
 
     out, err = capsys.readouterr()
