@@ -224,9 +224,11 @@ class RunFolder:
         """The folder of a new run (created with its parents).
 
         Raises:
-            ValueError: it already holds a run (the message names the folder and ``--resume``).
+            UserError: it is a file, or already holds a run (the message names the folder and ``--resume``).
         """
         folder = cls(path)
+        if folder.path.exists() and not folder.path.is_dir():
+            raise UserError(f"--run-dir: {folder.path} is a file, not a folder")
         if folder.holds_run():
             raise UserError(f"--run-dir: {folder.path} already holds a run; pass --resume to continue it or choose another folder")
         folder.path.mkdir(parents=True, exist_ok=True)
@@ -237,7 +239,7 @@ class RunFolder:
         """The folder of an existing run.
 
         Raises:
-            ValueError: there is no manifest there.
+            UserError: there is no manifest there.
         """
         folder = cls(path)
         if not folder.manifest_path.is_file():

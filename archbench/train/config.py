@@ -17,6 +17,9 @@ if TYPE_CHECKING:
     from archbench.train.data import Dataset
 
 
+MAX_SEED = 2**31
+
+
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -103,7 +106,8 @@ class TrainConfig:
             (_is_int(self.proxy_img_size) and self.proxy_img_size >= 8, "--proxy-img-size must be >= 8"),
             (0 < self.proxy_width_mult <= 1, "--proxy-width-mult must be in (0, 1]"),
             (0 < self.proxy_depth_mult <= 1, "--proxy-depth-mult must be in (0, 1]"),
-            (_is_int(self.seed), f"--seed must be an integer, got {self.seed!r}"),
+            # Trial n trains with seed + n and NumPy seeds take [0, 2**32): a bound well inside that.
+            (_is_int(self.seed) and 0 <= self.seed < MAX_SEED, f"--seed must be an integer in [0, {MAX_SEED}), got {self.seed!r}"),
             (
                 self.device in ("auto", "cpu", "cuda") or (self.device.startswith("cuda:") and self.device[5:].isdigit()),
                 "--device must be auto, cpu or cuda",

@@ -60,12 +60,23 @@ def test_bad_objectives_are_rejected(text, needle):
         (["--time-budget", "-1"], ["--time-budget"]),
         (["--max-macs", "lots"], ["max"]),
         (["--space", "no_such_space_xyz"], ["no_such_space_xyz", "unknown space"]),
+        (["--seed", "-1"], ["--seed must be an integer in [0, 2147483648), got -1"]),
+        (["--lr", "nan"], ["--lr must be > 0, got nan"]),
+        (["--mixup", "-1"], ["--mixup"]),
     ],
 )
 def test_bad_options_are_one_line_errors(capsys, tmp_path, argv, needles):
     code, out, err = search_cli(capsys, "--space", str(TINY_SPACE), "--run-dir", str(tmp_path / "run"), *argv)
     assert_usage_error(code, out, err, *needles)
     assert not (tmp_path / "run").exists()
+
+
+def test_a_run_dir_that_is_a_file_is_a_one_line_error(capsys, tmp_path):
+    not_a_folder = tmp_path / "notes.txt"
+    not_a_folder.write_text("kept")
+    code, out, err = search_cli(capsys, "--space", str(TINY_SPACE), "--run-dir", str(not_a_folder))
+    assert_usage_error(code, out, err, f"--run-dir: {not_a_folder} is a file, not a folder")
+    assert not_a_folder.read_text() == "kept"
 
 
 def test_a_missing_dataset_fails_before_the_run_folder_exists(capsys, tmp_path):
