@@ -6,10 +6,18 @@ each on stderr; renders with archbench.report. Exit 0 if at least one run was re
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Iterator
 
 from archbench.cli import UsageError
+from archbench.errors import UserError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from archbench.report.fidelity import FidelityStudy
 
 DEFAULT_TOP = 25  # terminal rows; the file formats carry every trial unless --top says otherwise
 
@@ -42,8 +50,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
     from archbench.cli._output import quiet_libraries
     from archbench.report import export
     from archbench.report.summary import make_report
@@ -66,9 +72,16 @@ def run(args: argparse.Namespace) -> int:
     def warn(line: str) -> None:
         print(f"archbench: {line}", file=sys.stderr, flush=True)
 
+    searches, studies = _split_kinds(args.run_dirs or None, warn)
+    if studies and not searches:
+        return _report_studies(studies, args, warn)
+    if studies and args.format in ("csv", "json"):  # rows of one kind: the searches'
+        for study in studies:
+            warn(f"{study.path}: a fidelity study: render it with archbench report {study.path} --format {args.format}")
+        studies = []
     try:
         report = make_report(
-            args.run_dirs or None, objectives=args.objectives, by=args.by, hv_bounds=args.hv_bounds, zoo=zoo, progress=warn
+            searches or args.run_dirs or None, objectives=args.objectives, by=args.by, hv_bounds=args.hv_bounds, zoo=zoo, progress=warn
         )
     except KeyError as err:  # a zoo lookup: its message is the one line to show
         raise UsageError(str(err).strip("'\"")) from None
@@ -86,22 +99,23 @@ def run(args: argparse.Namespace) -> int:
         _write_bytes(Path(args.plot), png)
         warn(f"wrote {args.plot}")
 
+    from archbench.report import fidelity
+
+    verdicts = fidelity.verdicts_for_spaces([r.space for r in report.runs if r.space], [r.path for r in report.runs])
     top = args.top if args.top is not None else (DEFAULT_TOP if args.format == "table" else None)
     if args.format == "table":
-        out = open(args.output, "w") if args.output else None
-        try:
-            wide = out is not None or not sys.stdout.isatty()  # a file or pipe: no terminal width to respect
-            console = Console(file=out, highlight=False, width=200 if wide else None, color_system=None if out else "auto")
+        with _console(args.output) as console:
             export.print_report(report, console, top=top)
-        finally:
-            if out:
-                out.close()
+            for line in fidelity.verdict_lines(verdicts):
+                console.print(line, soft_wrap=True, highlight=False)
+            if studies:
+                fidelity.print_studies(studies, console)
     else:
         text = {
-            "md": lambda: export.to_markdown(report, top=top, plot_path=args.plot),
+            "md": lambda: export.to_markdown(report, top=top, plot_path=args.plot) + _md_verdicts(fidelity.verdict_lines(verdicts)) + (fidelity.to_markdown(studies) if studies else ""),
             "csv": lambda: export.to_csv(report, top=top),
             "json": lambda: export.to_json(report, top=top),
-            "html": lambda: export.to_html(report, top=top, png=png),
+            "html": lambda: export.to_html(report, top=top, png=png, notes=fidelity.verdict_lines(verdicts)),
         }[args.format]()
         _emit(text, args.output)
     if args.output:
@@ -110,6 +124,72 @@ def run(args: argparse.Namespace) -> int:
         _write_bytes(Path(args.summary), export.summary_json(report).encode())
         warn(f"wrote {args.summary}")
     return 0
+
+
+def _split_kinds(paths: list[str] | None, warn: Callable[[str], None]) -> tuple[list[Path], list[FidelityStudy]]:
+    """The search runs and the fidelity studies among the folders named (default: runs/)."""
+    from archbench.report.fidelity import FIDELITY_KIND, load_study, run_kind
+    from archbench.report.runs import discover
+
+    folders, _ = discover(paths)  # make_report warns about what is not a run
+    searches, studies = [], []
+    for folder in folders:
+        if run_kind(folder) != FIDELITY_KIND:
+            searches.append(folder)
+            continue
+        try:
+            studies.append(load_study(folder))
+        except UserError as err:
+            warn(f"{err} (skipped)")
+    return searches, studies
+
+
+def _report_studies(studies: list[FidelityStudy], args: argparse.Namespace, warn: Callable[[str], None]) -> int:
+    """A report of fidelity studies only, in the chosen format (--plot copies each study's scatter)."""
+    from archbench.report import fidelity
+
+    if args.plot:
+        for study in studies:
+            target = Path(args.plot) if len(studies) == 1 else Path(args.plot).with_name(f"{Path(args.plot).stem}-{study.label}.png")
+            _write_bytes(target, fidelity._scatter_png(study))
+            warn(f"wrote {target}")
+    if args.format == "table":
+        with _console(args.output) as console:
+            fidelity.print_studies(studies, console)
+    else:
+        plots = {s.label: args.plot for s in studies} if args.plot and len(studies) == 1 else None
+        text = {
+            "md": lambda: fidelity.to_markdown(studies, plot_paths=plots),
+            "csv": lambda: fidelity.to_csv(studies),
+            "json": lambda: fidelity.to_json(studies),
+            "html": lambda: fidelity.to_html(studies),
+        }[args.format]()
+        _emit(text, args.output)
+    if args.output:
+        warn(f"wrote {args.output}")
+    return 0
+
+
+@contextlib.contextmanager
+def _console(output: str | None) -> Iterator[Console]:
+    from rich.console import Console
+
+    out = None
+    if output:
+        try:
+            out = open(output, "w")
+        except OSError as err:
+            raise UsageError(f"--output: {output}: cannot write ({err.strerror or err})") from None
+    try:
+        wide = out is not None or not sys.stdout.isatty()  # a file or pipe: no terminal width to respect
+        yield Console(file=out, highlight=False, width=200 if wide else None, color_system=None if out else "auto")
+    finally:
+        if out:
+            out.close()
+
+
+def _md_verdicts(lines: list[str]) -> str:
+    return ("\n## Fidelity of the spaces\n\n" + "\n".join(f"- {line}" for line in lines) + "\n") if lines else ""
 
 
 def _emit(text: str, output: str | None) -> None:

@@ -172,8 +172,9 @@ def summary_json(report: Report) -> str:
     return json.dumps(report.summary(), indent=2, ensure_ascii=False, default=_json_default) + "\n"
 
 
-def to_html(report: Report, *, top: int | None = None, png: bytes | None = None) -> str:
-    """One self-contained page: tables, notes and the plot as a base64 PNG (no external files)."""
+def to_html(report: Report, *, top: int | None = None, png: bytes | None = None, notes: Sequence[str] = ()) -> str:
+    """One self-contained page: tables, notes and the plot as a base64 PNG (no external files);
+    ``notes`` (e.g. the fidelity verdicts of the spaces) are listed after the tables."""
     from archbench.report.plot import png_bytes
 
     png = png if png is not None else png_bytes(report)
@@ -192,6 +193,9 @@ def to_html(report: Report, *, top: int | None = None, png: bytes | None = None)
         _html_table(group_headers(report), group_rows(report), {"front", "hypervolume", "runs"}),
         f'<p class="note">{html.escape(hypervolume_note(report))}</p>',
     ]
+    if notes:
+        items = "".join(f"<li>{html.escape(n)}</li>" for n in notes)
+        parts.append(f'<h2>Fidelity of the spaces</h2><ul class="note">{items}</ul>')
     if report.warnings:
         items = "".join(f"<li>{html.escape(w)}</li>" for w in report.warnings)
         parts.append(f'<h2>Skipped</h2><ul class="note">{items}</ul>')

@@ -12,6 +12,7 @@ import pandas as pd
 from archbench.errors import UserError
 from archbench.objectives import OBJECTIVES, Objective
 from archbench.store.run import (
+    DEFAULT_KIND,
     MANIFEST_FILE,
     TRIALS_DIR,
     RunFolder,
@@ -117,6 +118,8 @@ def load_runs(paths: Sequence[str | Path] | None = None, *, root: Path = DEFAULT
         manifest, manifest_warning = _manifest(folder)
         if manifest_warning:
             warnings.append(manifest_warning)
+        if manifest.get("kind", DEFAULT_KIND) != DEFAULT_KIND:
+            continue  # a fidelity study is no search: `archbench report` renders it on its own
         objectives, unknown = manifest_objectives(manifest)
         for name in unknown:
             warnings.append(f"{RunFolder(folder).manifest_path}: objective '{name}' is not one archbench reports (ignored; known: {', '.join(OBJECTIVES)})")

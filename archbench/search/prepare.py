@@ -68,7 +68,6 @@ def search_manifest(options: SearchOptions, space: Space, command: list[str]) ->
     from archbench.measure.provenance import versions
     from archbench.search.lease import ISOLATION_METHOD
     from archbench.store import SCHEMA_VERSION
-    from archbench.store.run import SPACE_COPY
 
     return Manifest(
         kind=SEARCH,
@@ -76,24 +75,32 @@ def search_manifest(options: SearchOptions, space: Space, command: list[str]) ->
         created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         command=" ".join(command),
         options=options.to_dict(),
-        space={
-            "name": space.name,
-            "source": str(getattr(space, "file", options.space)),
-            "hash": space.hash,
-            "copy": SPACE_COPY,
-            "constraints": space.constraints.to_dict(),
-            "target": {"img_size": space.target.img_size, "num_classes": space.target.num_classes},
-        },
+        space=space_record(space, options.space),
         objectives=[o.to_dict() for o in options.objectives],
         seed=options.train.seed,
         schema_version=SCHEMA_VERSION,
         versions=versions(),
-        hardware=_hardware(),
+        hardware=hardware(),
         latency_isolation=ISOLATION_METHOD,
     )
 
 
-def _hardware() -> dict[str, Any]:
+def space_record(space: Space, source: str) -> dict[str, Any]:
+    """The manifest's description of the space a run works on (its copy sits beside the manifest)."""
+    from archbench.store.run import SPACE_COPY
+
+    return {
+        "name": space.name,
+        "source": str(getattr(space, "file", source)),
+        "hash": space.hash,
+        "copy": SPACE_COPY,
+        "constraints": space.constraints.to_dict(),
+        "target": {"img_size": space.target.img_size, "num_classes": space.target.num_classes},
+    }
+
+
+def hardware() -> dict[str, Any]:
+    """The machine a run's driver is on: CPU, CPU count, GPUs, host."""
     import torch
 
     from archbench.measure.provenance import cpu_name

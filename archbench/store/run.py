@@ -2,7 +2,8 @@
 and its manifest (read, validate, write). A search uses it; other kinds of run reuse it by ``kind``.
 
 Layout of ``runs/<run>/``: ``manifest.json``, ``space.yaml`` (the space copy), ``trials/part-<id>.parquet``,
-``optuna.db``, ``ray.log``, ``ray/``, ``interrupted/`` and ``.lock`` (docs/search.md describes each).
+``optuna.db``, ``ray.log``, ``ray/``, ``interrupted/`` and ``.lock`` (docs/search.md describes each); a
+fidelity study adds ``fidelity_plan.json``, ``fidelity.json`` and ``fidelity.png`` (docs/fidelity.md).
 
 Example:
     ``tmp`` is the example's temporary folder and ``manifest`` a search's Manifest (conftest.py):
@@ -43,6 +44,9 @@ RAY_LOG = "ray.log"
 RAY_DIR = "ray"
 INTERRUPTED_DIR = "interrupted"
 LOCK_FILE = ".lock"
+PLAN_FILE = "fidelity_plan.json"  # a fidelity study's architectures, fixed before any training
+ANALYSIS_FILE = "fidelity.json"  # its rank analysis, rewritten whenever it is analysed
+SCATTER_FILE = "fidelity.png"
 
 MANIFEST_VERSION = 1
 DEFAULT_KIND = "search"  # manifests written before runs had kinds are searches
@@ -201,6 +205,18 @@ class RunFolder:
     def interrupted_dir(self) -> Path:
         return self.path / INTERRUPTED_DIR
 
+    @property
+    def plan_path(self) -> Path:
+        return self.path / PLAN_FILE
+
+    @property
+    def analysis_path(self) -> Path:
+        return self.path / ANALYSIS_FILE
+
+    @property
+    def scatter_path(self) -> Path:
+        return self.path / SCATTER_FILE
+
     def part_path(self, trial_id: str) -> Path:
         return part_path(self.path, trial_id)
 
@@ -265,7 +281,7 @@ class RunFolder:
         only the run's own files, none if a trial was recorded, and the folder only if left empty."""
         if self.part_files():
             return
-        for path in (self.manifest_path, self.space_copy, self.study_path, self.ray_log, self.path / LOCK_FILE):
+        for path in (self.manifest_path, self.space_copy, self.study_path, self.plan_path, self.ray_log, self.path / LOCK_FILE):
             path.unlink(missing_ok=True)
         for folder in (self.ray_dir, self.trials_dir):
             if folder.is_dir():
@@ -347,6 +363,7 @@ def manifest_objectives(data: Mapping[str, Any]) -> tuple[tuple[Objective, ...] 
 
 __all__ = [
     "DEFAULT_KIND",
+    "ANALYSIS_FILE",
     "INTERRUPTED_DIR",
     "LOCK_FILE",
     "MANIFEST_FILE",
@@ -355,10 +372,12 @@ __all__ = [
     "PART_GLOB",
     "PART_PREFIX",
     "PART_SUFFIX",
+    "PLAN_FILE",
     "RAY_DIR",
     "RAY_LOG",
     "RunDirLock",
     "RunFolder",
+    "SCATTER_FILE",
     "SPACE_COPY",
     "STUDY_FILE",
     "TRIALS_DIR",

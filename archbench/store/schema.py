@@ -70,6 +70,7 @@ _COLUMNS: tuple[tuple[str, pa.DataType, bool], ...] = (
     ("finished_at", _TS, True),
     ("sampler", pa.string(), True),
     ("space", pa.string(), True),
+    ("fidelity", pa.string(), True),
     ("hostname", pa.string(), True),
     ("extra_json", pa.string(), True),
 )
@@ -137,6 +138,7 @@ class TrialRecord:
     finished_at: datetime | None = None
     sampler: str | None = None
     space: str | None = None
+    fidelity: str | None = None
     hostname: str | None = None
     extra_json: str | None = None
     schema_version: int = field(default=SCHEMA_VERSION)
