@@ -36,7 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--trials", type=int, default=S, help=f"trials to complete (default {d.trials})")
     p.add_argument("--sampler", choices=SAMPLERS, default=S, help=f"Optuna sampler (default {d.sampler})")
     p.add_argument("--objectives", default=S, help="comma list of NAME:max|min from val_acc, macs, params, latency_ms (default val_acc:max,macs:min)")
-    p.add_argument("--dataset", default=S, help="digits | cifar10:PATH | cifar100:PATH | folder:PATH (default digits, bundled)")
+    p.add_argument("--dataset", default=S, help="digits | fashion-mnist-subset (both bundled) | fashion-mnist (Debian's dataset-fashion-mnist) | fashion-mnist:PATH | cifar10:PATH | cifar100:PATH | folder:PATH (default digits)")
     p.add_argument("--epochs", type=int, default=S, help=f"proxy training epochs (default {t.epochs})")
     p.add_argument("--batch-size", type=int, default=S, help=f"proxy training batch size (default {t.batch_size})")
     p.add_argument("--lr", type=float, default=S, help=f"peak AdamW learning rate (default {t.lr})")

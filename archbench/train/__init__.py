@@ -1,6 +1,6 @@
-"""Proxy training: in-memory datasets (digits, CIFAR, image folders), architectures scaled down
-for cheap training, their settings (TrainConfig), and the timm-recipe training loop that scores
-them on a held-out split.
+"""Proxy training: in-memory datasets (digits, Fashion-MNIST, CIFAR, image folders), architectures
+scaled down for cheap training, their settings (TrainConfig), and the timm-recipe training loop that
+scores them on a held-out split.
 """
 from __future__ import annotations
 

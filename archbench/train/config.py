@@ -46,7 +46,8 @@ class TrainConfig:
         (1, 3)
 
     Args:
-        dataset: ``digits`` | ``cifar10:PATH`` | ``cifar100:PATH`` | ``folder:PATH``.
+        dataset: ``digits`` | ``fashion-mnist`` | ``fashion-mnist:PATH`` | ``fashion-mnist-subset`` |
+            ``cifar10:PATH`` | ``cifar100:PATH`` | ``folder:PATH`` (see :func:`~archbench.train.load_dataset`).
         epochs: epochs to train, >= 1.
         batch_size: training batch size (even when Mixup/CutMix is on).
         lr: peak learning rate.

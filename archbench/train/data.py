@@ -1,17 +1,23 @@
-"""Proxy-training datasets held in memory: scikit-learn's digits (default, offline), CIFAR pickle
-batches and image folders, decoded and resized once so the training loop only indexes tensors.
+"""Proxy-training datasets held in memory: scikit-learn's digits (default, offline), Fashion-MNIST
+(idx files, or a subset shipped inside archbench), CIFAR pickle batches and image folders, decoded
+and resized once so the training loop only indexes tensors.
 
-Specs: ``digits`` | ``cifar10:PATH`` | ``cifar100:PATH`` | ``folder:PATH``. Images are kept as
-uint8 (N, C, H, W) at the proxy resolution; :meth:`Dataset.normalize` turns a batch into
-normalised float32 on whatever device the batch lives on (a quarter of the memory and host-to-device
-traffic of float storage).
+Specs: ``digits`` | ``fashion-mnist`` | ``fashion-mnist:PATH`` | ``fashion-mnist-subset`` |
+``cifar10:PATH`` | ``cifar100:PATH`` | ``folder:PATH``. Images are kept as uint8 (N, C, H, W) at the
+proxy resolution; :meth:`Dataset.normalize` turns a batch into normalised float32 on whatever device
+the batch lives on (a quarter of the memory and host-to-device traffic of float storage).
 """
 from __future__ import annotations
 
+import gzip
+import io
+import math
 import os
 import pickle
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -21,10 +27,24 @@ import torch.nn.functional as F
 
 from archbench.errors import UserError
 
-SPEC_FORMS = "digits, cifar10:PATH, cifar100:PATH or folder:PATH"
+SPEC_FORMS = "digits, cifar10:PATH, cifar100:PATH, folder:PATH, fashion-mnist, fashion-mnist:PATH or fashion-mnist-subset"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 # ITU-R 601 luma weights, the same as PIL's convert("L"), for in_chans=1 from colour sources.
 _LUMA = (0.299, 0.587, 0.114)
+
+# Where Debian's dataset-fashion-mnist package puts the four gzipped idx files.
+FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
+# In the order train images, train labels, test images, test labels; each may also end in .gz.
+FASHION_MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+# Package data of archbench (archbench/data/), built by scripts/make_fashion_mnist_subset.py.
+FASHION_MNIST_SUBSET = "fashion_mnist_subset.npz"
+_IDX_IMAGES, _IDX_LABELS = 0x00000803, 0x00000801  # idx magic: 0, 0, type 0x08 (uint8), number of dims
+_FASHION_MNIST_HINT = (
+    "use 'fashion-mnist' with the Debian package dataset-fashion-mnist installed "
+    f"(apt-get install -y dataset-fashion-mnist; files in {FASHION_MNIST_DIR}) or 'fashion-mnist:PATH' "
+    f"with a folder holding {', '.join(FASHION_MNIST_FILES)} (each raw or .gz)"
+)
 
 
 class DatasetError(UserError):
@@ -90,18 +110,23 @@ def _affine(mean: Sequence[float], std: Sequence[float], device: torch.device) -
 def load_dataset(spec: str, *, img_size: int, seed: int = 0, val_fraction: float = 0.2, in_chans: int = 3) -> Dataset:
     """Load the dataset ``spec`` into memory at ``img_size`` × ``img_size`` pixels.
 
-    Where the source ships a held-out split (CIFAR's ``test_batch``/``test``, a folder's ``val/``)
-    it is the validation set; otherwise ``val_fraction`` of the images, stratified by class and
-    chosen by ``seed``, are held out. Grey sources are replicated to 3 channels when ``in_chans``
-    is 3; colour sources are reduced to luma when ``in_chans`` is 1.
+    Where the source ships a held-out split (Fashion-MNIST's ``t10k``, CIFAR's ``test_batch``/``test``,
+    a folder's ``val/``) it is the validation set; otherwise ``val_fraction`` of the images,
+    stratified by class and chosen by ``seed``, are held out. Grey sources are replicated to 3
+    channels when ``in_chans`` is 3; colour sources are reduced to luma when ``in_chans`` is 1.
 
     Example:
         >>> data = load_dataset("digits", img_size=16, seed=0)
         >>> data.train_x.shape, data.num_classes
         (torch.Size([1438, 3, 16, 16]), 10)
+        >>> fashion = load_dataset("fashion-mnist-subset", img_size=16)  # shipped inside archbench
+        >>> len(fashion.train_y), len(fashion.val_y), fashion.class_names[:3]
+        (10000, 2000, ('T-shirt/top', 'Trouser', 'Pullover'))
 
     Args:
-        spec: ``digits``, ``cifar10:PATH``, ``cifar100:PATH`` or ``folder:PATH``.
+        spec: ``digits``, ``fashion-mnist`` (Debian's dataset-fashion-mnist), ``fashion-mnist:PATH``
+            (a folder of the four idx files), ``fashion-mnist-subset`` (10,000 + 2,000 images shipped
+            with archbench), ``cifar10:PATH``, ``cifar100:PATH`` or ``folder:PATH``.
         img_size: side of the square images the proxy trains on.
         seed: chooses the held-out split where the source has none.
         val_fraction: share of each class held out when the source has no split, in (0, 1).
@@ -123,6 +148,14 @@ def load_dataset(spec: str, *, img_size: int, seed: int = 0, val_fraction: float
             raise DatasetError(f"dataset '{spec}': 'digits' takes no path (it is bundled with scikit-learn)")
         images, labels, names = _digits()
         split = None
+    elif kind == "fashion-mnist":
+        split = _as_split(read_fashion_mnist(Path(arg).expanduser() if arg else FASHION_MNIST_DIR, spec=spec))
+        images, labels, names = split[0], split[1], list(FASHION_MNIST_CLASSES)
+    elif kind == "fashion-mnist-subset":
+        if arg:
+            raise DatasetError(f"dataset '{spec}': 'fashion-mnist-subset' takes no path (it ships inside archbench)")
+        split = _as_split(_fashion_mnist_subset(spec))
+        images, labels, names = split[0], split[1], list(FASHION_MNIST_CLASSES)
     elif kind in ("cifar10", "cifar100"):
         images, labels, names, split = _cifar(_existing_dir(spec, arg), spec, fine=kind == "cifar100")
     elif kind == "folder":
@@ -206,6 +239,102 @@ def _digits() -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     images = torch.from_numpy(grey).unsqueeze(1)  # (N, 1, 8, 8)
     labels = torch.from_numpy(bunch.target.astype(np.int64))
     return images, labels, [str(c) for c in range(10)]
+
+
+def fashion_mnist_paths(root: Path, *, spec: str = "fashion-mnist") -> list[Path]:
+    """The four idx files of a Fashion-MNIST folder, in :data:`FASHION_MNIST_FILES` order.
+
+    A raw file is preferred to its ``.gz`` (nothing to decompress). DatasetError, naming both
+    ``fashion-mnist`` forms and the Debian package, when the folder or a file is missing.
+    """
+    if not root.is_dir():
+        what = "is not a folder" if root.exists() else "does not exist"
+        raise DatasetError(f"dataset '{spec}': folder {root} {what}; {_FASHION_MNIST_HINT}")
+    paths = []
+    for name in FASHION_MNIST_FILES:
+        candidates = [root / name, root / f"{name}.gz"]
+        found = next((p for p in candidates if p.is_file()), None)
+        if found is None:
+            raise DatasetError(f"dataset '{spec}': {root} has no {name} (nor {name}.gz); {_FASHION_MNIST_HINT}")
+        paths.append(found)
+    return paths
+
+
+def read_fashion_mnist(root: Path, *, spec: str = "fashion-mnist") -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Fashion-MNIST's official splits from the idx files in ``root``: uint8 images (N, H, W) and int64
+    labels of the training and the test (t10k) split, 60,000 and 10,000 images of 28 × 28 in the real files.
+
+    Args:
+        root: a folder holding :data:`FASHION_MNIST_FILES`, each raw or gzipped.
+        spec: the dataset spec the error messages name.
+
+    Raises:
+        DatasetError: naming the file: missing, truncated, wrong magic, counts or sizes that disagree.
+    """
+    train_images, train_labels, test_images, test_labels = fashion_mnist_paths(root, spec=spec)
+    out: list[np.ndarray] = []
+    for images_path, labels_path in ((train_images, train_labels), (test_images, test_labels)):
+        images = _read_idx(images_path, _IDX_IMAGES, spec)
+        labels = _read_idx(labels_path, _IDX_LABELS, spec).astype(np.int64)
+        if len(labels) != len(images):
+            raise DatasetError(f"dataset '{spec}': {labels_path} has {len(labels)} labels for the {len(images)} images of {images_path.name}")
+        if len(labels) and int(labels.max()) >= len(FASHION_MNIST_CLASSES):
+            raise DatasetError(f"dataset '{spec}': {labels_path} has labels outside 0..{len(FASHION_MNIST_CLASSES) - 1}")
+        out += [images, labels]
+    if out[0].shape[1:] != out[2].shape[1:]:
+        raise DatasetError(f"dataset '{spec}': {train_images} holds {out[0].shape[1:]} images but {test_images} holds {out[2].shape[1:]}")
+    return out[0], out[1], out[2], out[3]
+
+
+def _read_idx(path: Path, magic: int, spec: str) -> np.ndarray:
+    """The uint8 array of an idx file (LeCun's MNIST format): a big-endian magic, one big-endian
+    uint32 a dimension, then the data; the size must match the header exactly."""
+    try:
+        raw = gzip.decompress(path.read_bytes()) if path.name.endswith(".gz") else path.read_bytes()
+    except (OSError, EOFError, zlib.error) as err:  # BadGzipFile is an OSError; a cut-off stream, EOFError
+        raise DatasetError(f"dataset '{spec}': cannot read {path} ({type(err).__name__}: {err})") from None
+    kind = "images" if magic == _IDX_IMAGES else "labels"
+    if len(raw) < 4 or int.from_bytes(raw[:4], "big") != magic:
+        found = f"magic 0x{raw[:4].hex()}" if len(raw) >= 4 else f"{len(raw)} bytes"
+        raise DatasetError(f"dataset '{spec}': {path} is not an idx {kind} file ({found}, expected magic 0x{magic:08x})")
+    ndim = magic & 0xFF
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise DatasetError(f"dataset '{spec}': {path} is truncated ({len(raw)} bytes, shorter than its {header}-byte header)")
+    dims = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
+    size = math.prod(dims)
+    if len(raw) != header + size:
+        state = "truncated" if len(raw) < header + size else "longer than its header says"
+        raise DatasetError(
+            f"dataset '{spec}': {path} is {state} ({len(raw) - header} data bytes; "
+            f"the header's {'×'.join(map(str, dims))} needs {size})"
+        )
+    # A copy: frombuffer views the immutable bytes, and torch wants writable arrays.
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims).copy()
+
+
+def _fashion_mnist_subset(spec: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    # importlib.resources, not __file__: the file is package data of wheels and zipped installs too.
+    resource = resources.files("archbench") / "data" / FASHION_MNIST_SUBSET
+    try:
+        blob = resource.read_bytes()
+    except OSError as err:
+        raise DatasetError(
+            f"dataset '{spec}': archbench/data/{FASHION_MNIST_SUBSET} is missing from this install ({err.strerror or err}); "
+            "rebuild it with scripts/make_fashion_mnist_subset.py or use 'fashion-mnist'"
+        ) from None
+    with np.load(io.BytesIO(blob)) as npz:
+        train_x, train_y, val_x, val_y = (npz[k] for k in ("train_x", "train_y", "val_x", "val_y"))
+    for x, y in ((train_x, train_y), (val_x, val_y)):
+        if x.dtype != np.uint8 or x.ndim != 3 or len(x) != len(y) or len(y) == 0 or int(y.max()) >= len(FASHION_MNIST_CLASSES):
+            raise DatasetError(f"dataset '{spec}': archbench/data/{FASHION_MNIST_SUBSET} is damaged (x {x.dtype}{list(x.shape)}, {len(y)} labels)")
+    return train_x, train_y.astype(np.int64), val_x, val_y.astype(np.int64)
+
+
+def _as_split(arrays: tuple[np.ndarray, ...]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Grey (N, H, W) images and labels, train then val, as the (N, 1, H, W) tensors of a split."""
+    train_x, train_y, val_x, val_y = (torch.from_numpy(a) for a in arrays)
+    return train_x.unsqueeze(1), train_y, val_x.unsqueeze(1), val_y
 
 
 _CIFAR_LAYOUT = {
