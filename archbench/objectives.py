@@ -1,5 +1,6 @@
-"""Search and report objectives: the metrics archbench optimises, their natural directions, and the
-``name:direction`` text form the CLI and the run manifest use (shared by search, store and report).
+"""Search and report objectives: the metrics archbench optimises, their natural directions, what
+evaluating each needs (the architecture, a batch of data, or training) and how reports show it, and
+the ``name:direction`` text form the CLI and the run manifest use (shared by search, store and report).
 """
 from __future__ import annotations
 
@@ -8,7 +9,40 @@ from typing import Any, Mapping, Sequence
 
 from archbench.errors import UserError
 
-OBJECTIVES = {"val_acc": "max", "macs": "min", "params": "min", "latency_ms": "min"}
+# The training-free scores every trial computes at initialisation (archbench.train.zero_cost), in
+# the order of their columns. Named here, not there, so this module stays free of torch.
+ZERO_COST_SIGNALS = ("synflow", "nwot", "grad_norm", "snip")
+# Their columns in a trial record: the scores, then the seconds each took.
+ZERO_COST_COLUMNS = (*ZERO_COST_SIGNALS, *(f"{name}_seconds" for name in ZERO_COST_SIGNALS))
+
+# What evaluating an objective takes beyond the architecture itself (counting and timing need
+# nothing more): one batch of the dataset through the untrained proxy, or training the proxy.
+NEEDS_DATA = "data"
+NEEDS_TRAINING = "training"
+
+
+@dataclass(frozen=True)
+class ObjectiveInfo:
+    """What archbench knows about one objective: its natural direction, what evaluating it needs,
+    and how reports show it (``format(value * scale, fmt)``, then ``unit``)."""
+
+    direction: str
+    needs: str | None  # None (the architecture is enough), NEEDS_DATA or NEEDS_TRAINING
+    label: str
+    scale: float
+    fmt: str
+    unit: str
+
+
+KNOWN: dict[str, ObjectiveInfo] = {
+    "val_acc": ObjectiveInfo("max", NEEDS_TRAINING, "val acc (%)", 100.0, ".1f", "%"),
+    "macs": ObjectiveInfo("min", None, "GMACs", 1e-9, ".2f", " G"),
+    "params": ObjectiveInfo("min", None, "params (M)", 1e-6, ".2f", " M"),
+    "latency_ms": ObjectiveInfo("min", None, "latency (ms)", 1.0, ".1f", " ms"),
+    # Unitless scores spanning orders of magnitude between architectures: 3 significant digits.
+    **{name: ObjectiveInfo("max", NEEDS_DATA, name, 1.0, ".3g", "") for name in ZERO_COST_SIGNALS},
+}
+OBJECTIVES = {name: info.direction for name, info in KNOWN.items()}
 DEFAULT_OBJECTIVES = "val_acc:max,macs:min"
 
 
@@ -28,6 +62,26 @@ class Objective:
     def metric(self) -> str:
         """The column / Tune metric that carries it (latency objectives use the median)."""
         return "latency_ms_median" if self.name == "latency_ms" else self.name
+
+    @property
+    def needs_training(self) -> bool:
+        """Only a trained proxy gives it (``val_acc``)."""
+        return KNOWN[self.name].needs == NEEDS_TRAINING
+
+    @property
+    def needs_data(self) -> bool:
+        """It needs the dataset: a trained proxy, or a batch at initialisation (zero-cost scores).
+
+        Example:
+            >>> [(o.name, o.needs_data, o.needs_training) for o in parse_objectives("synflow,macs")]
+            [('synflow', True, False), ('macs', False, False)]
+        """
+        return KNOWN[self.name].needs is not None
+
+    def show(self, value: float) -> str:
+        """``value`` (in its column's units) as reports show it, e.g. GMACs for ``macs``."""
+        info = KNOWN[self.name]
+        return format(value * info.scale, info.fmt)
 
     def to_dict(self) -> dict[str, str]:
         """The manifest's form of it."""
@@ -90,4 +144,15 @@ def objectives_from_records(items: Any) -> tuple[tuple[Objective, ...] | None, l
     return (tuple(found) or None), unknown
 
 
-__all__ = ["DEFAULT_OBJECTIVES", "OBJECTIVES", "Objective", "format_objectives", "objectives_from_records", "parse_objectives"]
+__all__ = [
+    "DEFAULT_OBJECTIVES",
+    "KNOWN",
+    "OBJECTIVES",
+    "ZERO_COST_COLUMNS",
+    "ZERO_COST_SIGNALS",
+    "Objective",
+    "ObjectiveInfo",
+    "format_objectives",
+    "objectives_from_records",
+    "parse_objectives",
+]

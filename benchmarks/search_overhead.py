@@ -10,7 +10,8 @@ actor reuse, and no searcher, callbacks or storage beyond Tune's own. Both share
 
 Run:  OMP_NUM_THREADS=1 python benchmarks/search_overhead.py [--trials 8] [--repeats 2]
 Two workloads: `count` (objective macs: the trial only builds and counts the model, so the harness
-overhead is most visible) and `train` (val_acc: plus one epoch of proxy training on digits).
+overhead is most visible) and `train` (val_acc: plus the zero-cost scores and one epoch of proxy
+training on digits).
 """
 from __future__ import annotations
 
@@ -88,9 +89,11 @@ def bare(arch_file: Path, workdir: Path, *, trials: int, objectives: str, concur
 
 
 def work_alone(*, objectives: str, repeats: int = 3) -> float:
-    """Seconds of one trial's work called directly, no Ray: count the model (and train one epoch)."""
+    """Seconds of one trial's work called directly, no Ray: count the model (and score it at
+    initialisation and train one epoch)."""
     from archbench.search.trial import _cheap_objectives
     from archbench.train import train_proxy
+    from archbench.train.zero_cost import zero_cost_of
 
     training = objectives.startswith("val_acc")
     data = TRAIN.load_dataset() if training else None
@@ -99,6 +102,7 @@ def work_alone(*, objectives: str, repeats: int = 3) -> float:
         start = time.perf_counter()
         _cheap_objectives(ARCH)
         if training:
+            zero_cost_of(ARCH, data, replace(TRAIN, device="cpu", threads=1, seed=seed))
             train_proxy(ARCH, data, replace(TRAIN, device="cpu", threads=1, seed=seed))
         best = min(best, time.perf_counter() - start)
     return best

@@ -23,6 +23,7 @@ _PROXY_FLAGS = ("dataset", "epochs", "batch_size", "lr", "proxy_img_size", "prox
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     from archbench.fidelity.options import REFERENCE_CHANGES, REFERENCE_KEYS, FidelityOptions
+    from archbench.train.config import DATASET_FORMS
 
     d = FidelityOptions()
     p = subparsers.add_parser(
@@ -42,7 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     changes = ",".join(f"{k}={v}" for k, v in REFERENCE_CHANGES.items())
     p.add_argument("--reference", default=S, metavar="KEY=VALUE,…",
                    help=f"the reference fidelity as changes to the proxy, keys from {', '.join(REFERENCE_KEYS)} (default {changes})")
-    p.add_argument("--dataset", default=S, help=f"proxy dataset, as for `archbench search` (default {d.proxy.dataset})")
+    p.add_argument("--dataset", default=S, help=f"{DATASET_FORMS} (default {d.proxy.dataset})")
     p.add_argument("--epochs", type=int, default=S, help=f"proxy epochs (default {d.proxy.epochs})")
     p.add_argument("--batch-size", type=int, default=S, help=f"proxy batch size (default {d.proxy.batch_size})")
     p.add_argument("--lr", type=float, default=S, help=f"proxy peak learning rate (default {d.proxy.lr})")

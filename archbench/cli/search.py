@@ -18,7 +18,9 @@ if TYPE_CHECKING:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from archbench.objectives import DEFAULT_OBJECTIVES, OBJECTIVES
     from archbench.search.options import SAMPLERS, SCHEDULERS, SearchOptions
+    from archbench.train.config import DATASET_FORMS
 
     d = SearchOptions()
     t = d.train
@@ -28,15 +30,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Multi-objective architecture search. Each trial samples an architecture from the space, "
         "counts its params and MACs at the space's resolution (rejecting constraint violations before any "
         "training), times it in isolation when latency matters, trains a scaled-down proxy on the dataset and "
-        "records one Parquet part. Defaults run in minutes on a 2-core CPU with the bundled digits dataset.",
+        "records one Parquet part, with zero-cost scores of the proxy at initialisation. Defaults run in minutes on a 2-core CPU with the bundled digits dataset.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     S = argparse.SUPPRESS  # flags left out keep SearchOptions' defaults (and stay "not given" on --resume)
     p.add_argument("--space", default=S, help=f"shipped space name, space file, zoo preset or arch file (default {d.space})")
     p.add_argument("--trials", type=int, default=S, help=f"trials to complete (default {d.trials})")
     p.add_argument("--sampler", choices=SAMPLERS, default=S, help=f"Optuna sampler (default {d.sampler})")
-    p.add_argument("--objectives", default=S, help="comma list of NAME:max|min from val_acc, macs, params, latency_ms (default val_acc:max,macs:min)")
-    p.add_argument("--dataset", default=S, help="digits | fashion-mnist-subset (both bundled) | fashion-mnist (Debian's dataset-fashion-mnist) | fashion-mnist:PATH | cifar10:PATH | cifar100:PATH | folder:PATH (default digits)")
+    p.add_argument(
+        "--objectives",
+        default=S,
+        help=f"comma list of NAME:max|min from {', '.join(OBJECTIVES)} (default {DEFAULT_OBJECTIVES}); "
+        "without val_acc nothing is trained (zero-cost scores are taken at initialisation)",
+    )
+    p.add_argument("--dataset", default=S, help=f"{DATASET_FORMS} (default {t.dataset})")
     p.add_argument("--epochs", type=int, default=S, help=f"proxy training epochs (default {t.epochs})")
     p.add_argument("--batch-size", type=int, default=S, help=f"proxy training batch size (default {t.batch_size})")
     p.add_argument("--lr", type=float, default=S, help=f"peak AdamW learning rate (default {t.lr})")

@@ -13,15 +13,16 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
+from archbench.objectives import KNOWN
 from archbench.report.hypervolume import IMPLEMENTATION
 from archbench.report.leaderboard import (
-    HEADERS,
-    RIGHT_ALIGNED,
     display_rows,
     format_counts,
+    headers,
     leaderboard_table,
     objectives_caption,
     print_table,
+    right_aligned,
 )
 
 if TYPE_CHECKING:
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 
 FORMATS = ("table", "md", "csv", "json", "html")
 LEGEND = "★ = Pareto front over all runs shown (rank 0); a number = Pareto rank; – = not ranked (not ok, or an objective missing)"
-_UNITS = {"val_acc": ("val acc (%)", 100.0, 1), "macs": ("GMACs", 1e-9, 2), "params": ("params (M)", 1e-6, 2), "latency_ms": ("latency (ms)", 1.0, 1)}
+# Each objective's label, display scale, format and unit: archbench.objectives.KNOWN.
 
 
 def headline(report: Report) -> str:
@@ -45,7 +46,7 @@ def headline(report: Report) -> str:
 
 def group_headers(report: Report) -> tuple[str, ...]:
     first = ("run", "sampler", "space") if report.by == "run" else (report.by, "runs")
-    best = tuple(f"best {_UNITS[o.name][0]}" for o in report.objectives)
+    best = tuple(f"best {KNOWN[o.name].label}" for o in report.objectives)
     return (*first, "trials", "front", "hypervolume", *best)
 
 
@@ -64,9 +65,8 @@ def group_rows(report: Report) -> list[dict[str, str]]:
         row["front"] = str(g.front_size)
         row["hypervolume"] = _hv(g)
         for o in report.objectives:
-            label, scale, digits = _UNITS[o.name]
             value = g.best.get(o.name)
-            row[f"best {label}"] = "–" if value is None else f"{value * scale:.{digits}f}"
+            row[f"best {KNOWN[o.name].label}"] = "–" if value is None else o.show(value)
         rows.append(row)
     return rows
 
@@ -103,10 +103,10 @@ def anchors_note(report: Report) -> str:
 def print_report(report: Report, console: Console, *, top: int | None = 25) -> None:
     """The terminal rendering: headline, leaderboard, per-run/sampler/space summary, notes."""
     console.print(f"[bold]archbench report[/]: {headline(report)}")
-    rows = display_rows(report.table, top=top, anchors=report.anchors)
+    rows = display_rows(report.table, top=top, anchors=report.anchors, objectives=report.objectives)
     shown = min(len(report.table), top) if top is not None else len(report.table)
     title = f"leaderboard ({shown} of {len(report.table)} trials)"
-    print_table(console, leaderboard_table(rows, title=title))
+    print_table(console, leaderboard_table(rows, title=title, objectives=report.objectives))
     console.print(LEGEND, style="dim")
     table = Table(title=f"per {report.by}", title_justify="left")
     for header in group_headers(report):
@@ -121,7 +121,8 @@ def print_report(report: Report, console: Console, *, top: int | None = 25) -> N
 
 def to_markdown(report: Report, *, top: int | None = None, plot_path: str | None = None) -> str:
     lines = ["# archbench report", "", headline(report) + ".", "", "## Leaderboard", ""]
-    lines += _md_table(HEADERS, display_rows(report.table, top=top, anchors=report.anchors), RIGHT_ALIGNED)
+    rows = display_rows(report.table, top=top, anchors=report.anchors, objectives=report.objectives)
+    lines += _md_table(headers(report.objectives), rows, right_aligned(report.objectives))
     lines += ["", LEGEND + ".", ""]
     if report.anchors:
         lines += [anchors_note(report), ""]
@@ -141,6 +142,8 @@ def to_csv(report: Report, *, top: int | None = None) -> str:
         "latency_ms_median", "latency_ms_p90", "latency_batch_size", "latency_device", "val_acc", "img_size", "dataset",
         "sampler", "space",
     ]
+    scores = [o.metric for o in report.objectives if o.metric not in columns]  # zero-cost objectives
+    columns[columns.index("val_acc") + 1:columns.index("val_acc") + 1] = scores
     frame = shown.reindex(columns=columns).copy()
     frame.insert(0, "position", range(1, len(frame) + 1))
     frame.insert(1, "kind", "trial")
@@ -187,7 +190,11 @@ def to_html(report: Report, *, top: int | None = None, png: bytes | None = None,
         f"<p>{html.escape(headline(report))}.</p>",
         f'<img alt="Pareto fronts" src="data:image/png;base64,{image}">',
         "<h2>Leaderboard</h2>",
-        _html_table(HEADERS, display_rows(report.table, top=top, anchors=report.anchors), RIGHT_ALIGNED),
+        _html_table(
+            headers(report.objectives),
+            display_rows(report.table, top=top, anchors=report.anchors, objectives=report.objectives),
+            right_aligned(report.objectives),
+        ),
         f'<p class="note">{html.escape(LEGEND)}. {html.escape(anchors_note(report))}</p>',
         f"<h2>Per {html.escape(report.by)}</h2>",
         _html_table(group_headers(report), group_rows(report), {"front", "hypervolume", "runs"}),
@@ -235,9 +242,10 @@ def _hv(group: GroupSummary) -> str:
 
 
 def _show(name: str, value: float) -> str:
-    label, scale, digits = _UNITS[name]
-    unit = {"val_acc": "%", "macs": " G", "params": " M", "latency_ms": " ms"}[name]
-    return f"{value * scale:.{digits + 1}f}{unit}"
+    """A bound of the hypervolume box: one digit more than the tables show, with its unit."""
+    info = KNOWN[name]
+    finer = f".{int(info.fmt[1:-1]) + 1}{info.fmt[-1]}"  # ".2f" -> ".3f", ".3g" -> ".4g"
+    return f"{format(value * info.scale, finer)}{info.unit}"
 
 
 def _json_default(value: Any) -> Any:

@@ -152,6 +152,8 @@ def _quantity(text: str, item: str) -> float:
 
 
 def _fmt(value: float) -> str:
+    if abs(value) >= 1e15:  # a score beyond any count of MACs or parameters (synflow): no suffix
+        return f"{value:.6g}"
     for suffix, scale in (("G", 1e9), ("M", 1e6)):
         if abs(value) >= scale:
             return f"{value / scale:.6g}{suffix}"

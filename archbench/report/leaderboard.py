@@ -11,16 +11,36 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from archbench.objectives import DEFAULT_OBJECTIVES, Objective, parse_objectives
+from archbench.objectives import DEFAULT_OBJECTIVES, KNOWN, Objective, parse_objectives
 from archbench.pareto import crowding_distance, pareto_ranks
 from archbench.store.run import RunFolder, manifest_objectives
 
 if TYPE_CHECKING:
     from archbench.report.zoo_anchors import ZooAnchor
 
-# Column headers of the leaderboard, shared by the terminal, Markdown and HTML renderings.
+# Column headers of the leaderboard, shared by the terminal, Markdown and HTML renderings; an
+# objective without a column here (a zero-cost score) gets one before "status" (see headers()).
 HEADERS = ("#", "front", "run", "trial", "architecture", "params (M)", "GMACs", "latency (ms)", "val acc (%)", "status")
 RIGHT_ALIGNED = {"#", "params (M)", "GMACs", "latency (ms)", "val acc (%)"}
+
+
+def _extra(objectives: Sequence[Objective]) -> list[Objective]:
+    return [o for o in objectives if KNOWN[o.name].label not in HEADERS]
+
+
+def headers(objectives: Sequence[Objective] = ()) -> tuple[str, ...]:
+    """HEADERS, with a column for each of ``objectives`` that has none there.
+
+    Example:
+        >>> headers(parse_objectives("synflow:max,macs:min"))[-3:]
+        ('val acc (%)', 'synflow', 'status')
+    """
+    return (*HEADERS[:-1], *(KNOWN[o.name].label for o in _extra(objectives)), HEADERS[-1])
+
+
+def right_aligned(objectives: Sequence[Objective] = ()) -> set[str]:
+    """The numeric columns of :func:`headers`."""
+    return RIGHT_ALIGNED | {KNOWN[o.name].label for o in _extra(objectives)}
 
 
 def run_objectives(run_dir: Path) -> tuple[Objective, ...]:
@@ -82,10 +102,14 @@ def format_counts(counts: dict[str, int]) -> str:
     return " · ".join(f"{s} {counts[s]}" for s in order) or "no trials"
 
 
-def display_rows(ranked: pd.DataFrame, *, top: int | None = None, anchors: Sequence[ZooAnchor] = ()) -> list[dict[str, str]]:
-    """Leaderboard rows as display strings keyed by HEADERS: trials (best first, ``top`` of them)
-    then zoo anchors (front "zoo", no accuracy: they were never trained on the proxy task)."""
+def display_rows(
+    ranked: pd.DataFrame, *, top: int | None = None, anchors: Sequence[ZooAnchor] = (), objectives: Sequence[Objective] = ()
+) -> list[dict[str, str]]:
+    """Leaderboard rows as display strings keyed by ``headers(objectives)``: trials (best first,
+    ``top`` of them) then zoo anchors (front "zoo", no accuracy: they were never trained on the
+    proxy task, nor scored)."""
     rows = []
+    extra = _extra(objectives)
     shown = ranked if top is None else ranked.head(top)
     for i, row in enumerate(shown.to_dict("records")):
         rank_ = int(row["pareto_rank"])
@@ -100,6 +124,7 @@ def display_rows(ranked: pd.DataFrame, *, top: int | None = None, anchors: Seque
                 "GMACs": _num(row.get("macs"), 1e9),
                 "latency (ms)": _latency(row.get("latency_ms_median"), row.get("latency_batch_size"), row.get("latency_device")),
                 "val acc (%)": _num(row.get("val_acc"), 0.01, digits=1),
+                **{KNOWN[o.name].label: _shown(o, row.get(o.metric)) for o in extra},
                 "status": str(row["status"]),
             }
         )
@@ -117,19 +142,21 @@ def display_rows(ranked: pd.DataFrame, *, top: int | None = None, anchors: Seque
                 "GMACs": _num(anchor.macs, 1e9),
                 "latency (ms)": _latency(anchor.latency_ms_median, anchor.latency_batch_size, anchor.latency_device),
                 "val acc (%)": "–",
+                **{KNOWN[o.name].label: "–" for o in extra},
                 "status": f"reference @{anchor.img_size}px",
             }
         )
     return rows
 
 
-def leaderboard_table(rows: Sequence[dict[str, str]], *, title: str | None = None) -> Table:
+def leaderboard_table(rows: Sequence[dict[str, str]], *, title: str | None = None, objectives: Sequence[Objective] = ()) -> Table:
     """A rich Table of :func:`display_rows` output (zoo anchors in their own section)."""
     table = Table(title=title, title_justify="left")
-    for header in HEADERS:
+    numeric = right_aligned(objectives)
+    for header in headers(objectives):
         table.add_column(
             header,
-            justify="right" if header in RIGHT_ALIGNED else "left",
+            justify="right" if header in numeric else "left",
             no_wrap=header != "architecture",
             min_width=24 if header == "architecture" else None,
             overflow="fold",
@@ -139,7 +166,7 @@ def leaderboard_table(rows: Sequence[dict[str, str]], *, title: str | None = Non
         if row["front"] == "zoo" and not in_zoo:
             table.add_section()
             in_zoo = True
-        table.add_row(*(row[h] for h in HEADERS))
+        table.add_row(*(row[h] for h in headers(objectives)))
     return table
 
 
@@ -171,7 +198,7 @@ def print_leaderboard(
     objectives = tuple(objectives or run_objectives(Path(run_dirs[0])))
     ranked = rank(frame, objectives)
     title = f"leaderboard ({objectives_caption(objectives)}; ★ = Pareto front)"
-    print_table(console, leaderboard_table(display_rows(ranked, top=top), title=title))
+    print_table(console, leaderboard_table(display_rows(ranked, top=top, objectives=objectives), title=title, objectives=objectives))
     return ranked
 
 
@@ -179,6 +206,10 @@ def _num(value: Any, scale: float, digits: int = 2) -> str:
     if value is None or pd.isna(value):
         return "–"
     return f"{float(value) / scale:.{digits}f}"
+
+
+def _shown(objective: Objective, value: Any) -> str:
+    return "–" if value is None or pd.isna(value) else objective.show(float(value))
 
 
 def _latency(median: Any, batch: Any, device: Any) -> str:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, BinaryIO, Sequence
 
 import numpy as np
 
+from archbench.objectives import KNOWN, OBJECTIVES, Objective
 from archbench.pareto import pareto_ranks
 
 if TYPE_CHECKING:
@@ -20,27 +21,35 @@ if TYPE_CHECKING:
     from archbench.report.summary import GroupSummary, Report
 
 # column, display scale, direction of the axis for metrics that are not objectives
-_COLUMN = {"val_acc": "val_acc", "macs": "macs", "params": "params", "latency_ms": "latency_ms_median"}
-_SCALE = {"val_acc": 100.0, "macs": 1e-9, "params": 1e-6, "latency_ms": 1.0}
-_DIRECTION = {"val_acc": "max", "macs": "min", "params": "min", "latency_ms": "min"}
+_COLUMN = {name: Objective(name, direction).metric for name, direction in OBJECTIVES.items()}
+_SCALE = {name: info.scale for name, info in KNOWN.items()}
+_DIRECTION = OBJECTIVES
 _ANCHOR_COLOUR = "0.35"
 _MAX_LABELLED = 12  # front points per group that get their trial id written beside them
 
 
+def _scored(metric: str) -> bool:
+    """Accuracy and the zero-cost scores: properties of a trained or initialised proxy, which zoo
+    anchors lack (the rest are costs of the architecture)."""
+    return KNOWN[metric].needs is not None
+
+
 def panels(report: Report) -> list[tuple[str, str]]:
-    """(x, y) metric pairs: accuracy against each cost first, then cost against cost; with zoo
-    anchors, a params-vs-GMACs panel is added when no panel has two cost axes (the anchors have no
-    proxy accuracy, so only there are they points rather than reference lines)."""
+    """(x, y) metric pairs: each score (accuracy, zero-cost) against each cost first, then cost
+    against cost (score against score when there is no cost); with zoo anchors, a params-vs-GMACs
+    panel is added when no panel has two cost axes (the anchors have no proxy accuracy, so only
+    there are they points rather than reference lines)."""
     names = [o.name for o in report.objectives]
-    costs = [n for n in names if n != "val_acc"]
-    pairs: list[tuple[str, str]] = []
-    if "val_acc" in names:
-        pairs.extend((c, "val_acc") for c in costs)
+    scores = [n for n in names if _scored(n)]
+    costs = [n for n in names if not _scored(n)]
+    pairs: list[tuple[str, str]] = [(c, s) for s in scores for c in costs]
     pairs.extend(combinations(costs, 2))
+    if not costs:
+        pairs.extend(combinations(scores, 2))
     if not pairs:  # one objective: show it against the cost every trial has
         only = names[0]
         pairs.append(("macs" if only != "macs" else "params", only))
-    if report.anchors and not any("val_acc" not in pair for pair in pairs):
+    if report.anchors and all(_scored(x) or _scored(y) for x, y in pairs):
         pairs.append(("macs", "params"))
     return pairs
 
@@ -52,6 +61,8 @@ def axis_label(report: Report, metric: str) -> str:
         return f"GMACs per image @ {report.img_size or '?'} px"
     if metric == "params":
         return "params (M)"
+    if _scored(metric):  # val_acc is handled above: a zero-cost score
+        return f"{metric} of the proxy at initialisation (training-free)"
     batch, device = _latency_conditions(report)
     return f"latency (ms, batch {batch}, {device})"
 
@@ -155,14 +166,16 @@ def _draw_anchors(ax: Axes, report: Report, x: str, y: str) -> list[_Label]:
         a.name: {"macs": a.macs * _SCALE["macs"], "params": a.params * _SCALE["params"], "latency_ms": a.latency_ms_median}
         for a in report.anchors
     }
-    if "val_acc" not in (x, y):
+    if not (_scored(x) or _scored(y)):
         points = [(v[x], v[y], name) for name, v in values.items() if v.get(x) is not None and v.get(y) is not None]
         for px, py, _ in points:
             ax.scatter([px], [py], marker="D", s=26, color="white", edgecolors=_ANCHOR_COLOUR, linewidths=1.0, zorder=4)
         return [_Label(px, py, name, _ANCHOR_COLOUR, 7.0) for px, py, name in points]
     # No proxy accuracy for a zoo model: a reference line at its cost, named on a secondary axis
     # outside the panel (names of lines closer than ~3% of the axis are joined into one label).
-    cost = y if x == "val_acc" else x
+    if _scored(x) and _scored(y):
+        return []
+    cost = y if _scored(x) else x
     placed = sorted((v[cost], name) for name, v in values.items() if v.get(cost) is not None)
     lo, hi = _span(report, cost, [p for p, _ in placed])
     clusters: list[list[tuple[float, str]]] = []

@@ -17,6 +17,7 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 
+from archbench.objectives import KNOWN, ZERO_COST_COLUMNS
 from archbench.store import TrialRecord, write_trial
 
 if TYPE_CHECKING:
@@ -29,8 +30,9 @@ _DIRECT = (
     "params", "macs", "latency_ms_median", "latency_ms_p90", "latency_batch_size", "latency_device",
     "latency_threads", "latency_dtype", "val_acc", "val_loss", "best_val_acc", "val_acc_history",
     "epochs_run", "train_seconds", "images_per_second", "train_peak_memory_mb", "train_device", "proxy_params",
+    "train_loss_sum", *ZERO_COST_COLUMNS,
 )
-_EXTRA = ("train_loss", "uncounted_ops", "traceback", "trial_number", "lease_windows")
+_EXTRA = ("train_loss", "uncounted_ops", "traceback", "trial_number", "lease_windows", "zero_cost_error")
 
 
 def trial_id_of(number: int) -> str:
@@ -125,8 +127,9 @@ class PartWriter(Callback):
         for key in _DIRECT:
             if key in result and result[key] is not None:
                 fields[key] = _finite(result[key])
-        if status == "rejected" or (status in ("failed", "interrupted") and not result.get("epochs_run")):
-            # The 0.0 Optuna needed as a number is no accuracy: no epoch ever ran.
+        if status == "rejected" or not result.get("epochs_run"):
+            # The 0.0 Optuna needed as a number is no accuracy: no epoch ever ran (nothing was
+            # trained, or the trial stopped before its first epoch ended).
             fields.pop("val_acc", None)
             fields.pop("val_loss", None)
         extra = {k: result[k] for k in _EXTRA if k in result}
@@ -251,13 +254,18 @@ class ProgressView(Callback):
             f"elapsed {elapsed:.0f}s",
             f"eta {eta}",
         )
-        front = Table(title="current front (val_acc ↑, GMACs ↓)", show_edge=False)
-        for col in ("trial", "val_acc", "GMACs", "params (M)", "architecture"):
+        # The front over the run's own objectives, best first in the first of them.
+        objectives = self.options.objectives
+        caption = ", ".join(f"{KNOWN[o.name].label} {'↑' if o.direction == 'max' else '↓'}" for o in objectives)
+        front = Table(title=f"current front ({caption})", show_edge=False)
+        for col in ("trial", *(KNOWN[o.name].label for o in objectives), "architecture"):
             front.add_column(col)
-        ok = [r for r in self.records if r.status == "ok" and r.val_acc is not None and r.macs]
+        ok = [(r, [getattr(r, o.metric) for o in objectives]) for r in self.records if r.status == "ok"]
+        ok = [(r, values) for r, values in ok if None not in values]
         if ok:
-            ranks = pareto_ranks([[r.val_acc, r.macs] for r in ok], ["max", "min"])
-            best = sorted((r for r, k in zip(ok, ranks) if k == 0), key=lambda r: r.macs or 0)
-            for r in best[:8]:
-                front.add_row(r.trial_id, f"{r.val_acc:.3f}", f"{(r.macs or 0) / 1e9:.2f}", f"{(r.params or 0) / 1e6:.1f}", r.arch_summary or "")
+            ranks = pareto_ranks([values for _, values in ok], [o.direction for o in objectives])
+            sign = 1.0 if objectives[0].direction == "min" else -1.0
+            best = sorted(((r, values) for (r, values), k in zip(ok, ranks) if k == 0), key=lambda item: sign * item[1][0])
+            for r, values in best[:8]:
+                front.add_row(r.trial_id, *(o.show(v) for o, v in zip(objectives, values)), r.arch_summary or "")
         return Group(summary, front)

@@ -79,7 +79,17 @@ class SearchOptions:
 
     @property
     def needs_training(self) -> bool:
-        return any(o.name == "val_acc" for o in self.objectives)
+        """Some objective needs a trained proxy (``val_acc``); else trials train nothing."""
+        return any(o.needs_training for o in self.objectives)
+
+    @property
+    def needs_data(self) -> bool:
+        """The run loads its dataset: to train, or for zero-cost objectives (scored on one batch).
+
+        Whenever it does, every trial records the zero-cost scores; a search of architecture
+        costs only (``params``, ``macs``, ``latency_ms``) reads no dataset and records none.
+        """
+        return any(o.needs_data for o in self.objectives)
 
     def to_dict(self) -> dict[str, Any]:
         """The manifest's flat form: search and training settings side by side, objectives as text."""

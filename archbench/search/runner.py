@@ -58,11 +58,11 @@ def run_search(
     """
     started = time.monotonic()
     # Before the run folder exists: a bad --dataset leaves nothing behind (a resume reads its own).
-    data = options.train.load_dataset() if not options.resume and options.needs_training else None
+    data = options.train.load_dataset() if not options.resume and options.needs_data else None
     lock = RunDirLock(SEARCH)
     try:
         options, run_dir, manifest = prepare_run(options, command, set(overrides), lock=lock)
-        if data is None and options.needs_training:
+        if data is None and options.needs_data:
             data = options.train.load_dataset()
         try:
             with optuna_quiet():

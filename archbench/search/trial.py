@@ -1,4 +1,5 @@
-"""One search trial, as it runs on a Ray worker: reject, time in isolation, train the proxy, report.
+"""One search trial, as it runs on a Ray worker: reject, time in isolation, score the proxy at
+initialisation (zero-cost signals), train it, report.
 
 Every report carries the whole record so far (flat keys), so the driver can write the trial's
 Parquet part from the last one whatever way the trial ends (finished, pruned, failed, interrupted).
@@ -18,6 +19,7 @@ from archbench.train.config import TrainConfig
 from archbench.train.data import Dataset
 
 if TYPE_CHECKING:
+    from archbench.objectives import Objective
     from archbench.search.options import SearchOptions
     from archbench.space import Constraints, Space
     from archbench.spec import ArchSpec
@@ -29,7 +31,7 @@ class TrialPlan:
     """What every trial of one run shares (handed once through the object store).
 
     ``train`` has the run's device decided and ``threads`` set to the trial's CPUs; each trial
-    trains with ``train.for_trial(number)``.
+    trains (and scores its proxy at initialisation) with ``train.for_trial(number)``.
     """
 
     run_id: str
@@ -42,6 +44,7 @@ class TrialPlan:
     target_img_size: int
     target_num_classes: int
     constraints: Constraints | None = None  # the space's, re-checked with the audited counts
+    objectives: tuple[Objective, ...] = ()  # Optuna needs a number for each, whatever happens
 
     @classmethod
     def of(cls, options: SearchOptions, space: Space, *, run_id: str, device: str) -> TrialPlan:
@@ -57,6 +60,7 @@ class TrialPlan:
             target_img_size=space.target.img_size,
             target_num_classes=space.target.num_classes,
             constraints=space.constraints,
+            objectives=options.objectives,
         )
 
 
@@ -64,12 +68,16 @@ class TrialFailed(RuntimeError):
     """Raised after a `failed` report so Tune (and Optuna) mark the trial as errored."""
 
 
-def _objective_placeholders(record: dict[str, Any]) -> dict[str, Any]:
+def _objective_placeholders(record: dict[str, Any], objectives: tuple[Objective, ...] = ()) -> dict[str, Any]:
     # Optuna needs a number for every objective even for a rejected trial; constraint flags make
-    # such trials infeasible for the sampler, and these values make them dominated besides.
+    # such trials infeasible for the sampler, and these values make them dominated besides. A
+    # zero-cost score that is None (not finite, or not computed) is the worst value likewise.
     record.setdefault("val_acc", 0.0)
     record.setdefault("val_loss", math.inf)
     record.setdefault("latency_ms_median", math.inf)
+    for o in objectives:
+        if record.get(o.metric) is None:
+            record[o.metric] = -math.inf if o.direction == "max" else math.inf
     return record
 
 
@@ -86,7 +94,7 @@ def run_trial(config: dict[str, Any], *, data: Dataset | None, plan: TrialPlan) 
     }
     if config.get("arch") is None:  # the space could not produce an architecture from this draw
         record.update(status="rejected", error=config.get("violation") or "invalid architecture", finished_at=time.time())
-        tune.report(_objective_placeholders(record))
+        tune.report(_objective_placeholders(record, plan.objectives))
         return
     arch = ArchSpec.from_dict(config["arch"])
     hold = DeviceHold(lease_for_this_node(plan.run_id), lease_holder(plan.run_id, config["trial_number"]))
@@ -97,13 +105,13 @@ def run_trial(config: dict[str, Any], *, data: Dataset | None, plan: TrialPlan) 
         with hold.shared():
             record.update(_cheap_objectives(arch))
     except Exception as err:
-        _fail(record, err)
+        _fail(record, err, plan)
     violation = config.get("violation") or (
         plan.constraints.violated(record["params"], record["macs"]) if plan.constraints is not None else None
     )
     if violation:
         record.update(status="rejected", error=violation, finished_at=time.time())
-        tune.report(_objective_placeholders(record))
+        tune.report(_objective_placeholders(record, plan.objectives))
         return
     try:
         if plan.measure_latency:
@@ -114,24 +122,26 @@ def run_trial(config: dict[str, Any], *, data: Dataset | None, plan: TrialPlan) 
                     error=f"latency {record['latency_ms_median']:.1f} ms > max_latency_ms {plan.max_latency_ms:g}",
                     finished_at=time.time(),
                 )
-                tune.report(_objective_placeholders(record))
+                tune.report(_objective_placeholders(record, plan.objectives))
                 return
+        if data is not None:  # the run loaded its dataset: every trial gets the zero-cost scores
+            record.update(_zero_cost(arch, data, plan, config["trial_number"], hold))
         if plan.needs_training:
             _train(arch, data, plan, config, record, hold)
         record.update(status="ok", finished_at=time.time())
-        tune.report(_objective_placeholders(record))
+        tune.report(_objective_placeholders(record, plan.objectives))
     except Exception as err:  # any failure of one architecture is data, not a crash of the search
-        _fail(record, err)
+        _fail(record, err, plan)
 
 
-def _fail(record: dict[str, Any], err: Exception) -> None:
+def _fail(record: dict[str, Any], err: Exception, plan: TrialPlan) -> None:
     """Report the trial as failed (with its error), then raise so Tune and Optuna mark it errored."""
     message = f"{type(err).__name__}: {err}".strip().splitlines()
     record.update(status="failed", error=(message[0] if message else type(err).__name__)[:500], finished_at=time.time())
     record["traceback"] = traceback.format_exc(limit=8)[-4000:]
     record.setdefault("params", None)
     record.setdefault("macs", None)
-    tune.report(_objective_placeholders(record))
+    tune.report(_objective_placeholders(record, plan.objectives))
     raise TrialFailed(record["error"]) from err
 
 
@@ -167,6 +177,24 @@ def _latency(arch: ArchSpec, plan: TrialPlan, hold: DeviceHold) -> dict[str, Any
     }
 
 
+def _zero_cost(arch: ArchSpec, data: Dataset, plan: TrialPlan, trial_number: int, hold: DeviceHold) -> dict[str, Any]:
+    """The zero-cost scores of the trial's proxy at initialisation, and the seconds each took.
+
+    A failure (a block the scores cannot run through, out of memory) leaves them None with the
+    reason in ``zero_cost_error``: the trial goes on to be trained.
+    """
+    from archbench.objectives import ZERO_COST_COLUMNS
+    from archbench.train.zero_cost import zero_cost_of
+
+    train = plan.train.for_trial(trial_number)
+    try:
+        with hold.shared():
+            return zero_cost_of(train.proxy_of(arch, data), data, train)
+    except Exception as err:
+        message = f"{type(err).__name__}: {err}".strip().splitlines()
+        return {**dict.fromkeys(ZERO_COST_COLUMNS), "zero_cost_error": (message[0] if message else type(err).__name__)[:500]}
+
+
 def _train(arch: ArchSpec, data: Dataset | None, plan: TrialPlan, config: dict[str, Any], record: dict[str, Any], hold: DeviceHold) -> None:
     from archbench.train import train_proxy
 
@@ -182,6 +210,7 @@ def _train(arch: ArchSpec, data: Dataset | None, plan: TrialPlan, config: dict[s
             val_acc=epoch.val_acc,
             val_loss=epoch.val_loss,
             train_loss=epoch.train_loss,
+            train_loss_sum=record.get("train_loss_sum", 0.0) + epoch.train_loss,
             train_seconds=record.get("train_seconds", 0.0) + epoch.train_seconds,
             images_per_second=epoch.images_per_second,
         )
@@ -196,14 +225,4 @@ def _train(arch: ArchSpec, data: Dataset | None, plan: TrialPlan, config: dict[s
 
     with hold.shared():
         result = train_proxy(proxy, data, plan.train.for_trial(config["trial_number"]), on_epoch=on_epoch)
-    record.update(
-        proxy_params=result.params,
-        val_acc=result.val_acc,
-        val_loss=result.val_loss,
-        epochs_run=result.epochs_run,
-        train_seconds=result.train_seconds,
-        images_per_second=result.images_per_second,
-        best_val_acc=result.best_val_acc,
-        train_peak_memory_mb=result.peak_memory_mb,
-        train_device=result.device,
-    )
+    record.update(result.record_fields())

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 import pyarrow as pa
 
+from archbench.objectives import ZERO_COST_COLUMNS
+
 if TYPE_CHECKING:
     from archbench.spec import ArchSpec
 
@@ -73,6 +75,10 @@ _COLUMNS: tuple[tuple[str, pa.DataType, bool], ...] = (
     ("fidelity", pa.string(), True),
     ("hostname", pa.string(), True),
     ("extra_json", pa.string(), True),
+    # added in version 1 (nullable, at the end): training-free scores of the proxy at initialisation
+    # (archbench.train.zero_cost), the seconds each took, and the sum of the training losses
+    *((name, pa.float64(), True) for name in ZERO_COST_COLUMNS),
+    ("train_loss_sum", pa.float64(), True),
 )
 
 SCHEMA: pa.Schema = pa.schema(
@@ -141,6 +147,15 @@ class TrialRecord:
     fidelity: str | None = None
     hostname: str | None = None
     extra_json: str | None = None
+    synflow: float | None = None
+    nwot: float | None = None
+    grad_norm: float | None = None
+    snip: float | None = None
+    synflow_seconds: float | None = None
+    nwot_seconds: float | None = None
+    grad_norm_seconds: float | None = None
+    snip_seconds: float | None = None
+    train_loss_sum: float | None = None
     schema_version: int = field(default=SCHEMA_VERSION)
 
     def __post_init__(self) -> None:

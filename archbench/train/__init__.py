@@ -1,6 +1,6 @@
 """Proxy training: in-memory datasets (digits, Fashion-MNIST, CIFAR, image folders), architectures
-scaled down for cheap training, their settings (TrainConfig), and the timm-recipe training loop that
-scores them on a held-out split.
+scaled down for cheap training, their settings (TrainConfig), the timm-recipe training loop that
+scores them on a held-out split, and the zero-cost scores of a proxy at initialisation.
 """
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from archbench.train.loop import (
     train_proxy,
 )
 from archbench.train.proxy import scale_arch, total_stride
+from archbench.train.zero_cost import zero_cost_of, zero_cost_scores
 
 __all__ = [
     "Dataset",
@@ -31,4 +32,6 @@ __all__ = [
     "scale_arch",
     "total_stride",
     "train_proxy",
+    "zero_cost_of",
+    "zero_cost_scores",
 ]

@@ -18,6 +18,11 @@ if TYPE_CHECKING:
 
 
 MAX_SEED = 2**31
+# The --dataset forms, for help texts (archbench.train.data reads them).
+DATASET_FORMS = (
+    "fashion-mnist-subset | digits (both bundled) | fashion-mnist (Debian's dataset-fashion-mnist) | "
+    "fashion-mnist:PATH | cifar10:PATH | cifar100:PATH | folder:PATH"
+)
 
 
 def _is_int(value: Any) -> bool:

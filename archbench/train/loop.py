@@ -101,6 +101,9 @@ class TrainResult:
         device: the device trained on, e.g. ``cpu`` or ``cuda:0``.
         peak_memory_mb: peak CUDA memory allocated during training in MiB (None on CPU).
         history: one EpochResult per epoch run.
+
+    ``train_loss_sum`` is the sum of the per-epoch mean training losses, the "sum of training
+    losses" (SoTL) that Ru et al. (ICLR 2021) found to predict the final accuracy (lower is better).
     """
 
     val_acc: float
@@ -117,6 +120,10 @@ class TrainResult:
     peak_memory_mb: float | None
     history: tuple[EpochResult, ...]
 
+    @property
+    def train_loss_sum(self) -> float:
+        return sum(r.train_loss for r in self.history)
+
     def record_fields(self) -> dict[str, Any]:
         """The proxy-training columns of a TrialRecord: ``TrialRecord(..., **result.record_fields())``."""
         return {
@@ -130,6 +137,7 @@ class TrainResult:
             "train_peak_memory_mb": self.peak_memory_mb,
             "train_device": self.device,
             "proxy_params": self.params,
+            "train_loss_sum": self.train_loss_sum,
         }
 
 

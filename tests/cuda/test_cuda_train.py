@@ -66,3 +66,21 @@ def test_conv_models_train_in_channels_last(digits):
     assert formats and all(formats), "the stem conv should see NHWC inputs and weights on CUDA"
     off = _conv_input_formats(_model(), digits, channels_last=False)
     assert off and not any(off), "channels_last=False keeps NCHW"
+
+
+def test_zero_cost_scores_on_cuda_match_the_cpu(digits):
+    """The same seed gives the same initial weights and batch on either device: the scores agree
+    (synflow in float64 to ~1e-9; the rest within float32 and cuDNN's TF32 convolutions' rounding),
+    and every signal runs there."""
+    from dataclasses import replace
+
+    from archbench.train import TrainConfig
+    from archbench.train.zero_cost import ZERO_COST_SIGNALS, zero_cost_of
+
+    config = TrainConfig(proxy_img_size=16, batch_size=32, seed=0, device="cpu", threads=1)
+    cpu = zero_cost_of(tiny_pyramid(), digits, config)
+    gpu = zero_cost_of(tiny_pyramid(), digits, replace(config, device="cuda"))
+    assert gpu["synflow"] == pytest.approx(cpu["synflow"], rel=1e-9)
+    for name in ZERO_COST_SIGNALS:
+        assert gpu[name] is not None and gpu[name] == pytest.approx(cpu[name], rel=1e-2)
+        assert gpu[f"{name}_seconds"] > 0

@@ -212,3 +212,34 @@ def test_with_zoo_before_a_run_folder_takes_the_folder_as_a_run(capsys, demo, mo
     code, out, _ = run_cli(capsys, "report", "--with-zoo", str(demo), "--format", "json")
     assert code == 0 and len(json.loads(out)) == 10
     assert asked["names"][0] == "swin_t"  # no layout recorded in these trials: the pyramid defaults
+
+
+def test_a_run_ranked_on_a_zero_cost_score(capsys, make_run, tmp_path):
+    """A search on synflow and MACs trains nothing: no val_acc anywhere, and every rendering ranks
+    and shows the score (3 significant digits) instead."""
+    points = [(4.2e21, 2.0), (3.1e9, 1.0), (1.0e9, 1.5), (None, 0.5)]  # None: a score that was not finite
+    run = make_run(
+        "zc",
+        [{"synflow": s, "nwot": 500.0, "macs": int(g * 1e9), "epochs_run": 0} for s, g in points],
+        objectives=(("synflow", "max"), ("macs", "min")),
+    )
+    code, out, err = run_cli(capsys, "report", str(run), "--format", "json")
+    rows = {r["trial_id"]: r for r in json.loads(out)}
+    assert code == 0 and err == ""
+    assert {t for t, r in rows.items() if r["pareto"]} == {"00000", "00001"}
+    assert rows["00002"]["pareto_rank"] == 1 and rows["00003"]["pareto_rank"] is None  # no score: not ranked
+    assert rows["00000"]["synflow"] == 4.2e21 and rows["00000"]["val_acc"] is None
+
+    code, out, _ = run_cli(capsys, "report", str(run), "--format", "md")
+    table = [line for line in out.splitlines() if line.startswith("| ")]
+    assert code == 0 and table[0].endswith("| val acc (%) | synflow | status |")
+    assert any("| 4.2e+21 | ok |" in line for line in table[1:5]) and any("| – | ok |" in line for line in table[1:5])
+    assert "best synflow" in out and "synflow 4.2e+21 →" in out  # the hypervolume box's ideal
+    assert "--hv-bounds 'synflow=4.2e+21:-4.2e+20,macs=1G:2.1G'" in out
+    code, out, _ = run_cli(capsys, "report", str(run), "--format", "csv")
+    assert code == 0 and float(next(csv.DictReader(io.StringIO(out)))["synflow"]) == 4.2e21
+    code, out, _ = run_cli(capsys, "report", str(run), "--top", "3")
+    assert code == 0 and "synflow" in out and "4.2e+21" in out
+    target = tmp_path / "zc.png"
+    code, _, _ = run_cli(capsys, "report", str(run), "--plot", str(target), "--format", "json")
+    assert code == 0 and target.read_bytes().startswith(PNG)

@@ -36,6 +36,11 @@ def test_a_tiny_search_end_to_end(ray_local, tiny_options, capsys):
     assert df["val_acc"].between(0, 1).all() and (df["macs"] > 0).all() and (df["params"] > 0).all()
     assert (df["dataset"] == "digits").all() and (df["space"] == "tiny_search").all()
     assert all(len(h) == 1 for h in df["val_acc_history"])
+    # Zero-cost scores of each proxy at initialisation, what each took, and the sum of the losses.
+    scores = ["synflow", "nwot", "grad_norm", "snip"]
+    assert df[scores + [f"{s}_seconds" for s in scores] + ["train_loss_sum"]].notna().all().all()
+    assert (df[[f"{s}_seconds" for s in scores]] > 0).all().all() and (df["grad_norm"] > 0).all()
+    assert (df["train_loss_sum"] > 0).all()  # one epoch: its mean training loss
     space = spaces.load(str(TINY_SPACE))
     for text, digest in zip(df["arch_json"], df["arch_hash"]):
         arch = ArchSpec.from_dict(json.loads(text))
@@ -61,6 +66,28 @@ def test_a_tiny_search_end_to_end(ray_local, tiny_options, capsys):
     out, err = capsys.readouterr()
     assert out.count(" ok ") == 3 and "[3/3]" in out  # one line per trial with --no-live
     assert err == ""
+
+
+def test_a_search_on_zero_cost_scores_trains_nothing(ray_local, tiny_options, capsys):
+    """synflow and MACs: every trial scores its proxy at initialisation, none is trained, Optuna
+    is told the scores, and the report ranks on them."""
+    from archbench.cli import main
+
+    options = tiny_options(trials=2, objectives=parse_objectives("synflow:max,macs:min"))
+    outcome = search(options)
+
+    assert outcome.counts == {"ok": 2}
+    df = read_run(options.run_dir)
+    assert df["synflow"].notna().all() and (df["synflow"] >= 0).all() and df["nwot"].notna().all()
+    assert df["val_acc"].isna().all() and df["val_loss"].isna().all() and (df["epochs_run"] == 0).all()
+    assert df["train_seconds"].isna().all() and df["train_loss_sum"].isna().all() and df["proxy_params"].isna().all()
+    trials = study_trials(Path(options.run_dir))
+    assert sorted(t.values[0] for t in trials) == sorted(df["synflow"])
+    capsys.readouterr()
+    assert main(["report", options.run_dir, "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert {r["trial_id"]: r["synflow"] for r in rows} == dict(zip(df["trial_id"], df["synflow"]))
+    assert any(r["pareto"] for r in rows)
 
 
 def test_a_diverging_trial_is_recorded_failed(ray_local, tiny_options):

@@ -41,6 +41,25 @@ def test_objectives_parse_with_natural_directions():
     assert SearchOptions.from_dict(json.loads(json.dumps(opts.to_dict()))) == opts
 
 
+def test_what_the_objectives_need():
+    """Training for val_acc only; the dataset for it and the zero-cost scores; nothing else for costs."""
+    def needs(text: str) -> tuple[bool, bool]:
+        options = SearchOptions(objectives=parse_objectives(text))
+        return options.needs_training, options.needs_data
+
+    assert needs("val_acc:max,macs:min") == (True, True)
+    assert needs("synflow:max,macs:min") == (False, True)
+    assert needs("nwot,grad_norm,snip") == (False, True)
+    assert needs("macs,params,latency_ms") == (False, False)
+    assert [o.direction for o in parse_objectives("synflow,nwot,grad_norm,snip")] == ["max"] * 4
+
+
+def test_a_missing_dataset_is_an_error_for_zero_cost_objectives_only(capsys, tmp_path):
+    common = ("--space", str(TINY_SPACE), "--dataset", "cifar10:/nope", "--run-dir", str(tmp_path / "run"))
+    assert_usage_error(*search_cli(capsys, *common, "--objectives", "synflow:max,macs:min"), "cifar10:/nope")
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.parametrize(
     "text, needle",
     [("foo", "unknown objective 'foo'"), ("val_acc:up", "must be max or min"), ("macs,macs", "given twice"), (",", "at least one")],
@@ -175,3 +194,31 @@ def test_progress_lines_and_running_count(tmp_path):
     silent = ProgressView(SearchOptions(trials=3), tmp_path, already={}, quiet=True, console=Console(file=quiet))
     silent.add(TrialRecord(run="r", trial_id="00001", status="ok"))
     assert quiet.getvalue() == ""
+
+
+def test_the_live_front_follows_the_run_objectives(tmp_path):
+    """The front is drawn over the run's own objectives; trials without a value of one are left out."""
+    import io
+
+    from rich.console import Console
+
+    from archbench.search.callbacks import ProgressView
+    from archbench.store import TrialRecord
+
+    options = SearchOptions(trials=3, objectives=parse_objectives("synflow:max,macs:min"))
+    view = ProgressView(options, tmp_path, already={}, live=False, quiet=True)
+    view.add(TrialRecord(run="r", trial_id="00000", status="ok", synflow=3.25e12, macs=2_000_000_000, arch_summary="big"))
+    view.add(TrialRecord(run="r", trial_id="00001", status="ok", synflow=1.5e9, macs=500_000_000, arch_summary="small"))
+    view.add(TrialRecord(run="r", trial_id="00002", status="ok", synflow=None, macs=100_000_000, arch_summary="unscored"))
+    buffer = io.StringIO()
+    Console(file=buffer, width=160).print(view.render())
+    text = buffer.getvalue()
+    assert "current front (synflow ↑, GMACs ↓)" in text and "val_acc" not in text
+    assert text.index("3.25e+12") < text.index("1.5e+09")  # best synflow first
+    assert "2.00" in text and "0.50" in text and "unscored" not in text
+    # The default objectives with no accuracy yet: an empty front, not an error.
+    empty = ProgressView(SearchOptions(trials=3), tmp_path, already={}, live=False, quiet=True)
+    empty.add(TrialRecord(run="r", trial_id="00000", status="ok", macs=1))
+    buffer = io.StringIO()
+    Console(file=buffer, width=160).print(empty.render())
+    assert "current front (val acc (%) ↑, GMACs ↓)" in buffer.getvalue()

@@ -1,6 +1,7 @@
 """Trial storage: exact round-trips, atomic part files, folder reads and bad-part reporting."""
 from __future__ import annotations
 
+import dataclasses
 import os
 from datetime import datetime, timedelta, timezone
 
@@ -10,6 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from archbench import zoo
+from archbench.objectives import ZERO_COST_SIGNALS
 from archbench.store import (
     COLUMNS,
     SCHEMA,
@@ -67,6 +69,15 @@ def full_record(trial_id: str = "00007", **overrides) -> TrialRecord:
         space="hybrid_vit",
         hostname="node-1",
         extra_json='{"note": "ü"}',
+        synflow=1.2345e21,
+        nwot=512.25,
+        grad_norm=7.5,
+        snip=12.125,
+        synflow_seconds=0.016,
+        nwot_seconds=0.022,
+        grad_norm_seconds=0.041,
+        snip_seconds=0.038,
+        train_loss_sum=7.875,
     )
     values.update(overrides)
     return TrialRecord(**values)
@@ -83,6 +94,11 @@ def test_schema_columns_carry_units_and_version():
         assert name in COLUMNS
     # Every dataclass field is a column and vice versa.
     assert set(full_record().to_row()) == set(COLUMNS)
+    assert {f.name for f in dataclasses.fields(TrialRecord)} == set(COLUMNS)
+    # The zero-cost scores and their cost in seconds, one column each, in the signals' order.
+    zero_cost = [*ZERO_COST_SIGNALS, *(f"{name}_seconds" for name in ZERO_COST_SIGNALS)]
+    assert [c for c in COLUMNS if c in zero_cost] == zero_cost
+    assert all(SCHEMA.field(c).type == pa.float64() and SCHEMA.field(c).nullable for c in [*zero_cost, "train_loss_sum"])
 
 
 def test_record_validates_status_and_normalises_time():

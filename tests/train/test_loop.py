@@ -62,6 +62,7 @@ def test_two_epochs_on_digits_learn_well_above_chance(digits):
     # The fields drop straight into a TrialRecord.
     record = TrialRecord(run="r", trial_id="1", status="ok", **result.record_fields())
     assert record.val_acc_history == [e.val_acc for e in seen] and record.proxy_params == result.params
+    assert record.train_loss_sum == pytest.approx(seen[0].train_loss + seen[1].train_loss)
 
 
 def test_same_seed_same_result_and_global_state_untouched(digits):
