@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from archbench.fidelity.options import FidelityOptions
 
 # Proxy-training flags shared with `archbench search` (flag -> TrainConfig field).
-_PROXY_FLAGS = ("dataset", "epochs", "batch_size", "lr", "proxy_img_size", "proxy_width_mult", "proxy_depth_mult")
+_PROXY_FLAGS = ("dataset", "epochs", "train_images", "batch_size", "lr", "proxy_img_size", "proxy_width_mult", "proxy_depth_mult")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -40,11 +40,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--archs", type=int, default=S, help=f"architectures, spread over the space's MACs range (default {d.archs})")
     p.add_argument("--seeds", type=int, default=S, help=f"proxy trainings per architecture (default {d.seeds})")
     p.add_argument("--reference-seeds", type=int, default=S, help=f"reference trainings per architecture (default {d.reference_seeds})")
-    changes = ",".join(f"{k}={v}" for k, v in REFERENCE_CHANGES.items())
+    changes = ",".join(f"{k}={0 if v is None else v}" for k, v in REFERENCE_CHANGES.items())
     p.add_argument("--reference", default=S, metavar="KEY=VALUE,…",
                    help=f"the reference fidelity as changes to the proxy, keys from {', '.join(REFERENCE_KEYS)} (default {changes})")
     p.add_argument("--dataset", default=S, help=f"{DATASET_FORMS} (default {d.proxy.dataset})")
     p.add_argument("--epochs", type=int, default=S, help=f"proxy epochs (default {d.proxy.epochs})")
+    p.add_argument("--train-images", type=int, default=S, help=f"proxy training images, drawn per class; 0: all (default {d.proxy.train_images})")
     p.add_argument("--batch-size", type=int, default=S, help=f"proxy batch size (default {d.proxy.batch_size})")
     p.add_argument("--lr", type=float, default=S, help=f"proxy peak learning rate (default {d.proxy.lr})")
     p.add_argument("--proxy-img-size", type=int, default=S, help=f"proxy resolution (default {d.proxy.proxy_img_size})")
@@ -69,6 +70,8 @@ def options_from(args: argparse.Namespace) -> tuple[FidelityOptions, set[str]]:
 
     given = {k: v for k, v in vars(args).items() if k not in ("run", "debug", "command", "no_live")}
     base = FidelityOptions()
+    if given.get("train_images") == 0:
+        given["train_images"] = None  # the whole training split
     proxy = replace(base.proxy, **{k: given[k] for k in _PROXY_FLAGS if k in given})
     top = {k: v for k, v in given.items() if k not in _PROXY_FLAGS and k != "reference"}
     options = FidelityOptions(**{**top, "proxy": proxy, "reference": proxy}).with_reference(given.get("reference", ""))

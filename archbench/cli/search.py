@@ -52,6 +52,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--proxy-img-size", type=int, default=S, help=f"proxy training resolution (default {t.proxy_img_size})")
     p.add_argument("--proxy-width-mult", type=float, default=S, help=f"proxy width multiplier (default {t.proxy_width_mult})")
     p.add_argument("--proxy-depth-mult", type=float, default=S, help=f"proxy depth multiplier (default {t.proxy_depth_mult})")
+    p.add_argument("--train-images", type=int, default=S, help=f"train on at most this many images, drawn per class; 0: all (default {t.train_images})")
     p.add_argument("--scheduler", choices=SCHEDULERS, default=S, help="fifo, or asha to prune on val_acc (default fifo)")
     p.add_argument("--cpus-per-trial", type=int, default=S, help=f"CPU threads per trial (default {d.cpus_per_trial})")
     p.add_argument("--gpus-per-trial", type=float, default=S, help="GPUs per trial, fractional packs several (default 0; 0.25 with --device cuda)")
@@ -76,6 +77,8 @@ def _options_from(args: argparse.Namespace) -> tuple[SearchOptions, set[str]]:
     from archbench.quantity import parse_quantity
 
     given = {k: v for k, v in vars(args).items() if k in SearchOptions.flat_names()}
+    if given.get("train_images") == 0:
+        given["train_images"] = None  # the whole training split
     for key in ("max_macs", "max_params"):
         if key in given:
             given[key] = parse_quantity(given[key], f"--{key.replace('_', '-')}", key)

@@ -16,12 +16,13 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from archbench.errors import UserError
 from archbench.fidelity.options import FidelityOptions
-from archbench.fidelity.plan import PROXY, Evaluation, FidelityPlan, make_plan
+from archbench.fidelity.plan import PROXY, REFERENCE, Evaluation, FidelityPlan, make_plan
 from archbench.store.run import Manifest, RunDirLock, RunFolder
 
 if TYPE_CHECKING:
     from archbench.fidelity.analysis import FidelityAnalysis
     from archbench.space import Space
+    from archbench.train.config import TrainConfig
     from archbench.train.data import Dataset
 
 FIDELITY = "fidelity"  # this kind of run, in its manifest and its lock
@@ -99,9 +100,12 @@ def _reopen(options: FidelityOptions, command: list[str], overrides: set[str], l
 
 def _datasets(options: FidelityOptions) -> dict[str, Dataset]:
     """The dataset at each fidelity's resolution (one load when the two agree)."""
+    def source(c: TrainConfig) -> tuple[Any, ...]:
+        return (c.dataset, c.proxy_img_size, c.seed, c.train_images)
+
     proxy = options.proxy.load_dataset()
-    same = (options.reference.proxy_img_size, options.reference.seed) == (options.proxy.proxy_img_size, options.proxy.seed)
-    return {PROXY: proxy, "reference": proxy if same else options.reference.load_dataset()}
+    same = source(options.reference) == source(options.proxy)
+    return {PROXY: proxy, REFERENCE: proxy if same else options.reference.load_dataset()}
 
 
 def _manifest(options: FidelityOptions, space: Space, command: list[str]) -> Manifest:

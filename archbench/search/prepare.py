@@ -46,7 +46,8 @@ def prepare_run(
             raise UserError(f"--run-dir: {folder.path} holds a {manifest.kind} run, not a search")
         if lock is not None:
             lock.acquire(folder.path)
-        stored = SearchOptions.from_dict(manifest.options)
+        # Runs from before --train-images trained on the whole split: they resume as they ran.
+        stored = SearchOptions.from_dict({"train_images": None, **manifest.options})
         updates = {k: getattr(options, k) for k in overrides & CHANGEABLE_ON_RESUME}
         options = replace(stored, resume=True, run_dir=str(folder.path), **updates)
         manifest = replace(manifest, options=options.to_dict(), resumed=manifest.resumed + [" ".join(command)])

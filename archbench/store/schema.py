@@ -66,6 +66,7 @@ _COLUMNS: tuple[tuple[str, pa.DataType, bool], ...] = (
     ("proxy_epochs", pa.int32(), True),
     ("proxy_batch_size", pa.int32(), True),
     ("proxy_lr", pa.float64(), True),
+    ("proxy_train_images", pa.int32(), True),
     # provenance
     ("seed", pa.int64(), True),
     ("started_at", _TS, True),
@@ -139,6 +140,7 @@ class TrialRecord:
     proxy_epochs: int | None = None
     proxy_batch_size: int | None = None
     proxy_lr: float | None = None
+    proxy_train_images: int | None = None
     seed: int | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None

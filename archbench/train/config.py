@@ -42,7 +42,7 @@ class TrainConfig:
         ``TrialRecord(..., **config.record_fields(), **result.record_fields())`` records the trial):
 
         >>> from archbench import zoo
-        >>> config = TrainConfig(epochs=1, proxy_img_size=16)
+        >>> config = TrainConfig(dataset="digits", epochs=1, proxy_img_size=16, proxy_width_mult=0.25, proxy_depth_mult=0.34)
         >>> data = config.load_dataset()
         >>> proxy = config.proxy_of(zoo.get("deit_s"), data)
         >>> proxy.input, proxy.summary()
@@ -64,6 +64,8 @@ class TrainConfig:
         proxy_img_size: resolution of the proxy and its dataset.
         proxy_width_mult: factor on every width of the architecture, in (0, 1].
         proxy_depth_mult: factor on every stage depth, in (0, 1].
+        train_images: train on at most this many images of the training split, drawn per class
+            (a fidelity dimension, as epochs and resolution are; None: all of them).
         seed: seeds the dataset split, weight init, shuffling, drop-path and Mixup.
         device: ``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``.
         threads: intra-op CPU threads while training (None: leave torch's setting).
@@ -73,8 +75,9 @@ class TrainConfig:
         channels_last: NHWC memory format (None: on CUDA for models with 2-D convolutions).
     """
 
-    dataset: str = "digits"
-    epochs: int = 4
+    # The default proxy (docs/search.md says why each value is what it is, with measurements).
+    dataset: str = "fashion-mnist-subset"
+    epochs: int = 2
     batch_size: int = 64
     lr: float = 2e-3
     weight_decay: float = 0.05
@@ -83,8 +86,9 @@ class TrainConfig:
     mixup: float = 0.0
     cutmix: float = 0.0
     proxy_img_size: int = 32
-    proxy_width_mult: float = 0.25
-    proxy_depth_mult: float = 0.34
+    proxy_width_mult: float = 0.5
+    proxy_depth_mult: float = 0.5
+    train_images: int | None = 5000
     seed: int = 0
     device: str = "auto"
     threads: int | None = None
@@ -112,6 +116,10 @@ class TrainConfig:
             (_is_int(self.proxy_img_size) and self.proxy_img_size >= 8, "--proxy-img-size must be >= 8"),
             (0 < self.proxy_width_mult <= 1, "--proxy-width-mult must be in (0, 1]"),
             (0 < self.proxy_depth_mult <= 1, "--proxy-depth-mult must be in (0, 1]"),
+            (
+                self.train_images is None or (_is_int(self.train_images) and self.train_images >= 10),
+                f"--train-images must be an integer >= 10 (None: the whole training split), got {self.train_images!r}",
+            ),
             # Trial n trains with seed + n and NumPy seeds take [0, 2**32): a bound well inside that.
             (_is_int(self.seed) and 0 <= self.seed < MAX_SEED, f"--seed must be an integer in [0, {MAX_SEED}), got {self.seed!r}"),
             (
@@ -152,6 +160,7 @@ class TrainConfig:
             "proxy_epochs": self.epochs,
             "proxy_batch_size": self.batch_size,
             "proxy_lr": self.lr,
+            "proxy_train_images": self.train_images,
             "seed": self.seed,
         }
 
@@ -159,7 +168,8 @@ class TrainConfig:
         """The dataset at the proxy resolution, split with this seed (DatasetError if it cannot be read)."""
         from archbench.train.data import load_dataset
 
-        return load_dataset(self.dataset, img_size=self.proxy_img_size, seed=self.seed)
+        data = load_dataset(self.dataset, img_size=self.proxy_img_size, seed=self.seed)
+        return data if self.train_images is None else data.with_train_images(self.train_images, seed=self.seed)
 
     def proxy_of(self, arch: ArchSpec, data: Dataset) -> ArchSpec:
         """``arch`` scaled to this config's proxy for ``data`` (its classes and channels)."""

@@ -16,7 +16,7 @@ import os
 import pickle
 import zlib
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -87,6 +87,33 @@ class Dataset:
     @property
     def in_chans(self) -> int:
         return int(self.train_x.shape[1])
+
+    def with_train_images(self, n: int, *, seed: int = 0) -> Dataset:
+        """At most ``n`` training images, drawn per class in proportion to the class sizes (seeded);
+        the validation split and the normalisation statistics are kept, so scores stay comparable.
+
+        Example:
+            >>> data = load_dataset("digits", img_size=8)
+            >>> small = data.with_train_images(500)
+            >>> len(small.train_y), len(small.val_y) == len(data.val_y), small.train_y.bincount().tolist()[:3]
+            (500, True, [49, 51, 49])
+        """
+        total = len(self.train_y)
+        if n >= total:
+            return self
+        g = torch.Generator().manual_seed(seed)
+        classes, counts = torch.unique(self.train_y, return_counts=True)
+        # Largest-remainder apportionment: exactly n images, each class its share to within one.
+        shares = counts.double() * n / total
+        take = shares.floor().long()
+        extra = torch.argsort(shares - take, descending=True, stable=True)[: n - int(take.sum())]
+        take[extra] += 1
+        keep = []
+        for c, k in zip(classes.tolist(), take.tolist()):
+            idx = torch.nonzero(self.train_y == c).flatten()
+            keep.append(idx[torch.randperm(len(idx), generator=g)[:k]])
+        order = torch.cat(keep).sort().values
+        return replace(self, train_x=self.train_x[order], train_y=self.train_y[order])
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 (B, C, H, W) -> float32 ``(x / 255 - mean) / std``, on the batch's own device."""

@@ -164,7 +164,7 @@ def train_proxy(
         One epoch of a DeiT-Ti proxy (48 wide, 4 blocks) on 16-pixel digits, in about a second:
 
         >>> from archbench import zoo
-        >>> config = TrainConfig(epochs=1, proxy_img_size=16, device="cpu", threads=1)
+        >>> config = TrainConfig(dataset="digits", epochs=1, proxy_img_size=16, proxy_width_mult=0.25, proxy_depth_mult=0.34, device="cpu", threads=1)
         >>> data = config.load_dataset()
         >>> result = train_proxy(config.proxy_of(zoo.get("deit_ti"), data), data, config)
         >>> result.epochs_run, result.train_images, result.params, result.device

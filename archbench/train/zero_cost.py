@@ -203,7 +203,7 @@ def zero_cost_of(
     Example:
         >>> from archbench import zoo
         >>> from archbench.train import TrainConfig
-        >>> config = TrainConfig(proxy_img_size=16, batch_size=32, device="cpu", threads=1)
+        >>> config = TrainConfig(dataset="digits", proxy_img_size=16, proxy_width_mult=0.25, proxy_depth_mult=0.34, batch_size=32, device="cpu", threads=1)
         >>> data = config.load_dataset()
         >>> proxy = config.proxy_of(zoo.get("deit_ti"), data)
         >>> scores, again = zero_cost_of(proxy, data, config), zero_cost_of(proxy, data, config)

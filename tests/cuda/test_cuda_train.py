@@ -77,7 +77,7 @@ def test_zero_cost_scores_on_cuda_match_the_cpu(digits):
     from archbench.train import TrainConfig
     from archbench.train.zero_cost import ZERO_COST_SIGNALS, zero_cost_of
 
-    config = TrainConfig(proxy_img_size=16, batch_size=32, seed=0, device="cpu", threads=1)
+    config = TrainConfig(dataset="digits", proxy_width_mult=0.25, proxy_depth_mult=0.34, proxy_img_size=16, batch_size=32, seed=0, device="cpu", threads=1)
     cpu = zero_cost_of(tiny_pyramid(), digits, config)
     gpu = zero_cost_of(tiny_pyramid(), digits, replace(config, device="cuda"))
     assert gpu["synflow"] == pytest.approx(cpu["synflow"], rel=1e-9)

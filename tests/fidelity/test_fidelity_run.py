@@ -33,9 +33,11 @@ def tiny_options(run_dir: Path, **changes) -> FidelityOptions:
 
 # ---- options ---------------------------------------------------------------------------------------
 def test_reference_is_the_proxy_with_the_default_changes_and_the_given_ones():
-    options = FidelityOptions(proxy=TINY_PROXY).with_reference("epochs=3, proxy-img-size=24")
+    options = FidelityOptions(proxy=replace(TINY_PROXY, train_images=500)).with_reference("epochs=3, proxy-img-size=24")
     assert (options.reference.epochs, options.reference.proxy_img_size) == (3, 24)
-    assert options.reference.proxy_depth_mult == REFERENCE_CHANGES["proxy_depth_mult"]
+    assert options.reference.train_images is REFERENCE_CHANGES["train_images"] is None  # the default changes stay
+    assert options.reference.proxy_depth_mult == options.proxy.proxy_depth_mult  # what is not changed is the proxy's
+    assert FidelityOptions(proxy=TINY_PROXY).with_reference("train_images=800").reference.train_images == 800
     assert options.reference.dataset == options.proxy.dataset == "digits"
     assert FidelityOptions.from_dict(json.loads(json.dumps(options.to_dict()))) == options
 

@@ -187,7 +187,7 @@ def test_zoo_anchors_are_measured_once_then_cached(capsys, demo, tmp_path, monke
 def test_end_to_end_search_then_report(tmp_path, repo):
     """A real tiny search (Ray, proxy training), then the report's JSON against pandas by hand."""
     run_dir = tmp_path / "run"
-    search = [sys.executable, "bench.py", "search", "--space", "hybrid_vit", "--trials", "5", "--epochs", "1", "--seed", "2",
+    search = [sys.executable, "bench.py", "search", "--space", "hybrid_vit", "--trials", "5", "--epochs", "1", "--seed", "2", "--dataset", "digits",
               "--run-dir", str(run_dir), "--no-live"]
     done = subprocess.run(search, cwd=repo, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-2000:]

@@ -17,7 +17,7 @@ def tiny_options(tmp_path: Path):
     base = SearchOptions(
         space=str(TINY_SPACE),
         trials=3,
-        train=TrainConfig(epochs=1, batch_size=128, proxy_img_size=32, proxy_width_mult=1.0, proxy_depth_mult=1.0, seed=0),
+        train=TrainConfig(dataset="digits", epochs=1, batch_size=128, proxy_img_size=32, proxy_width_mult=1.0, proxy_depth_mult=1.0, seed=0),
         concurrency=2,
         run_dir=str(tmp_path / "run"),
     )

@@ -71,7 +71,7 @@ def test_a_search_joins_the_cluster_given_by_ray_address(ray_head, driver, tmp_p
     address, head_temp = ray_head
     run = tmp_path / "run"
     search = driver(
-        "search", "--space", str(TINY_SPACE), "--trials", "2", "--epochs", "1", "--run-dir", str(run), "--no-live",
+        "search", "--space", str(TINY_SPACE), "--dataset", "digits", "--trials", "2", "--epochs", "1", "--run-dir", str(run), "--no-live",
         "--ray-address", address, "--objectives", "val_acc:max,latency_ms:min",
     )
     code, out, err = search.run(timeout=300)
@@ -88,7 +88,7 @@ def test_ray_address_from_the_environment(ray_head, driver, tmp_path):
     address, _ = ray_head
     run = tmp_path / "run"
     search = driver(
-        "search", "--space", str(TINY_SPACE), "--trials", "1", "--epochs", "1", "--run-dir", str(run), "--no-live",
+        "search", "--space", str(TINY_SPACE), "--dataset", "digits", "--trials", "1", "--epochs", "1", "--run-dir", str(run), "--no-live",
         env={"RAY_ADDRESS": address},
     )
     code, out, err = search.run(timeout=300)
@@ -100,7 +100,7 @@ def test_ray_address_from_the_environment(ray_head, driver, tmp_path):
 def test_an_unreachable_ray_address_is_a_one_line_error(driver, tmp_path):
     run = tmp_path / "run"
     code, out, err = driver(
-        "search", "--space", str(TINY_SPACE), "--trials", "1", "--run-dir", str(run), "--no-live",
+        "search", "--space", str(TINY_SPACE), "--dataset", "digits", "--trials", "1", "--run-dir", str(run), "--no-live",
         "--ray-address", f"127.0.0.1:{free_port()}",
     ).run(timeout=300)
     assert code == 2, (out, err)

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow  # drivers as subprocesses, each starting its own 
 
 # Sequential trials of a few seconds each, so a signal lands while one is in flight.
 SLOW_TINY = (
-    "--space", str(TINY_SPACE), "--trials", "3", "--epochs", "6", "--batch-size", "16", "--seed", "0",
+    "--space", str(TINY_SPACE), "--dataset", "digits", "--trials", "3", "--epochs", "6", "--batch-size", "16", "--seed", "0",
     "--concurrency", "1", "--proxy-width-mult", "1", "--proxy-depth-mult", "1", "--no-live",
 )
 

@@ -29,7 +29,7 @@ def setting():
     options = SearchOptions(
         space=str(TINY_SPACE),
         objectives=parse_objectives("synflow:max,macs:min"),
-        train=TrainConfig(batch_size=32, proxy_img_size=32, proxy_width_mult=1.0, proxy_depth_mult=1.0),
+        train=TrainConfig(dataset="digits", batch_size=32, proxy_img_size=32, proxy_width_mult=1.0, proxy_depth_mult=1.0),
     )
     plan = TrialPlan.of(options, space, run_id="t", device="cpu")
     return options, space, plan, options.train.load_dataset()

@@ -20,6 +20,7 @@ def test_record_fields_are_the_training_columns():
         "proxy_epochs": 3,
         "proxy_batch_size": 32,
         "proxy_lr": 1e-3,
+        "proxy_train_images": 5000,
         "seed": 4,
     }
     record = TrialRecord(run="r", trial_id="00002", status="ok", **config.for_trial(2).record_fields())
@@ -43,6 +44,7 @@ def test_a_fidelity_is_a_replace_away_and_still_checked():
         ({"mixup": -1.0}, "--mixup and --cutmix"),
         ({"cutmix": 1.0, "batch_size": 33}, "--batch-size: Mixup/CutMix mix pairs of images"),
         ({"proxy_img_size": 4}, "--proxy-img-size must be >= 8"),
+        ({"train_images": 5}, "--train-images must be an integer >= 10"),
         ({"proxy_width_mult": 2.0}, "--proxy-width-mult must be in (0, 1]"),
         ({"proxy_depth_mult": 0.0}, "--proxy-depth-mult must be in (0, 1]"),
         ({"device": "tpu"}, "--device must be auto, cpu or cuda"),

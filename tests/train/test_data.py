@@ -163,3 +163,16 @@ def test_batches_are_seeded_and_cover_the_set(digits):
     # Unshuffled: in order, short last batch kept.
     plain = list(iterate_batches(x, y, 1000))
     assert [len(yb) for _, yb in plain] == [1000, len(y) - 1000] and torch.equal(plain[0][0], x[:1000])
+
+
+def test_train_images_keeps_class_shares_val_split_and_statistics():
+    from archbench.train.data import load_dataset
+
+    data = load_dataset("digits", img_size=8, seed=0)
+    small = data.with_train_images(300, seed=1)
+    assert len(small.train_y) == 300 and torch.equal(small.val_y, data.val_y) and small.mean == data.mean
+    full, part = data.train_y.bincount().double() / len(data.train_y), small.train_y.bincount().double() / 300
+    assert (full - part).abs().max() < 1 / 300 + 1e-9  # each class its share to within one image
+    assert torch.equal(data.with_train_images(300, seed=1).train_x, small.train_x)  # seeded
+    assert not torch.equal(data.with_train_images(300, seed=2).train_y, small.train_y)
+    assert data.with_train_images(10_000) is data  # fewer images than asked: all of them

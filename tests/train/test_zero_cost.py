@@ -169,7 +169,7 @@ def tiny_pyramid() -> ArchSpec:
 
 
 def test_zero_cost_of_a_proxy_is_seeded_and_restores_the_global_state():
-    config = TrainConfig(proxy_img_size=16, batch_size=32, device="cpu", threads=1, seed=3)
+    config = TrainConfig(dataset="digits", proxy_width_mult=0.25, proxy_depth_mult=0.34, proxy_img_size=16, batch_size=32, device="cpu", threads=1, seed=3)
     data = load_dataset("digits", img_size=16, seed=3)
     threads, rng = torch.get_num_threads(), torch.random.get_rng_state()
 
