@@ -6,11 +6,12 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from rich.console import Console, Group
-from rich.live import Live
 from rich.table import Table
+
+from archbench._live import LiveView
 
 if TYPE_CHECKING:
     from archbench.store import TrialRecord
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
 _SHOWN = 8  # latest evaluations in the live table
 
 
-class FidelityProgress:
+class FidelityProgress(LiveView):
     """Live view of one study; ``add`` takes each record as its part is written."""
 
     def __init__(
@@ -36,7 +37,6 @@ class FidelityProgress:
         self.by_fidelity: dict[str, int] = {}
         self.records: list[TrialRecord] = []
         self.started = time.monotonic()
-        self._live: Live | None = None
         self._stage: str | None = None
 
     def planning(self, stage: str, done: int, total: int) -> None:
@@ -50,17 +50,9 @@ class FidelityProgress:
             self.console.print(f"{stage}: {total} architectures ({time.monotonic() - self.started:.0f}s)", highlight=False)
 
     def __enter__(self) -> FidelityProgress:
-        self.started = time.monotonic()
-        if self.interactive:
-            self._live = Live(self.render(), console=self.console, refresh_per_second=2, transient=False)
-            self._live.__enter__()
+        self.started = time.monotonic()  # the planning is done: the rate is the evaluations'
+        super().__enter__()
         return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if self._live is not None:
-            self._live.update(self.render())
-            self._live.__exit__(*exc)
-            self._live = None
 
     @property
     def done(self) -> int:
@@ -70,8 +62,8 @@ class FidelityProgress:
         self.counts[record.status] = self.counts.get(record.status, 0) + 1
         self.by_fidelity[record.fidelity or "?"] = self.by_fidelity.get(record.fidelity or "?", 0) + 1
         self.records.append(record)
-        if self._live is not None:
-            self._live.update(self.render())
+        if self.drawing:
+            self.refresh()
         elif not self.quiet:
             self.console.print(f"[{self.done}/{self.total}] {self._line(record)}", highlight=False, soft_wrap=True)
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from archbench.errors import UserError
 from archbench.fidelity.options import FidelityOptions
 from archbench.fidelity.plan import PROXY, REFERENCE, Evaluation, FidelityPlan, make_plan
+from archbench.search.ray_session import RayUnavailable
 from archbench.store.run import Manifest, RunDirLock, RunFolder
 
 if TYPE_CHECKING:
@@ -77,7 +77,12 @@ def run_fidelity(
                 raise
             folder.write_manifest(manifest, space_text=space.source_text)
             plan.write(folder.plan_path)
-        return _study(options, folder, manifest, plan, data, started=started, quiet=quiet, live=live, progress=progress)
+        try:
+            return _study(options, folder, manifest, plan, data, started=started, quiet=quiet, live=live, progress=progress)
+        except RayUnavailable:
+            if not options.resume:
+                folder.discard_unstarted()  # nothing ran: the same command can simply be run again
+            raise
     finally:
         lock.release()
 
@@ -109,22 +114,10 @@ def _datasets(options: FidelityOptions) -> dict[str, Dataset]:
 
 
 def _manifest(options: FidelityOptions, space: Space, command: list[str]) -> Manifest:
-    from archbench.measure.provenance import versions
-    from archbench.search.prepare import hardware, space_record
-    from archbench.store import SCHEMA_VERSION
+    from archbench.search.prepare import new_manifest
 
-    return Manifest(
-        kind=FIDELITY,
-        run_id=uuid.uuid4().hex[:12],
-        created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        command=" ".join(command),
-        options=options.to_dict(),
-        space=space_record(space, options.space),
-        objectives=[],
-        seed=options.seed,
-        schema_version=SCHEMA_VERSION,
-        versions=versions(),
-        hardware=hardware(),
+    return new_manifest(
+        FIDELITY, options=options.to_dict(), space=space, source=options.space, command=command, objectives=[], seed=options.seed,
         latency_isolation=LATENCY_ISOLATION,
     )
 

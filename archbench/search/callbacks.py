@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from ray.tune import Callback
 from rich.console import Console, Group
-from rich.live import Live
 from rich.table import Table
 
 from archbench.objectives import KNOWN, ZERO_COST_COLUMNS
+from archbench._live import LiveView
 from archbench.store import TrialRecord, write_trial
 
 if TYPE_CHECKING:
@@ -161,7 +161,7 @@ class PartWriter(Callback):
         return str(message)[:500] if message else "the trial's worker died without a report"
 
 
-class ProgressView(Callback):
+class ProgressView(LiveView, Callback):
     """Counts, elapsed and estimated time, and the current front, live in the terminal.
 
     On a terminal (and ``live``) it redraws in place; otherwise (``--no-live``, logs, CI) it prints
@@ -190,7 +190,7 @@ class ProgressView(Callback):
         self.running: set[str] = set()
         self.records: list[TrialRecord] = []
         self.started = time.monotonic()
-        self._live: Live | None = None
+        self._live = None
 
     def __getstate__(self) -> dict[str, Any]:
         # Tune pickles its callbacks with the experiment state; a terminal handle does not pickle.
@@ -199,23 +199,11 @@ class ProgressView(Callback):
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state, console=Console(file=sys.stdout), _live=None)
 
-    def __enter__(self) -> ProgressView:
-        if self.interactive:
-            self._live = Live(self.render(), console=self.console, refresh_per_second=2, transient=False)
-            self._live.__enter__()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if self._live is not None:
-            self._live.update(self.render())
-            self._live.__exit__(*exc)
-            self._live = None
-
     def add(self, record: TrialRecord) -> None:
         self.counts[record.status] = self.counts.get(record.status, 0) + 1
         self.records.append(record)
-        if self._live is not None:
-            self._live.update(self.render())
+        if self.drawing:
+            self.refresh()
         elif not self.quiet:
             acc = f"val_acc {record.val_acc:.3f}" if record.val_acc is not None else ""
             macs = (f"{record.macs / 1e9:.2f} GMACs" if record.macs >= 1e8 else f"{record.macs / 1e6:.2f} MMACs") if record.macs else ""
@@ -225,13 +213,11 @@ class ProgressView(Callback):
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.running.add(trial.trial_id)  # Tune's id: the record's trial_id is not known yet
-        if self._live is not None:
-            self._live.update(self.render())
+        self.refresh()
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.running.discard(trial.trial_id)
-        if self._live is not None:
-            self._live.update(self.render())
+        self.refresh()
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.on_trial_complete(iteration, trials, trial, **info)

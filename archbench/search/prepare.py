@@ -66,23 +66,41 @@ def prepare_run(
 
 def search_manifest(options: SearchOptions, space: Space, command: list[str]) -> Manifest:
     """The manifest of a new search (kind ``search``) over ``space``."""
-    from archbench.measure.provenance import versions
     from archbench.search.lease import ISOLATION_METHOD
+
+    return new_manifest(
+        SEARCH,
+        options=options.to_dict(),
+        space=space,
+        source=options.space,
+        command=command,
+        objectives=[o.to_dict() for o in options.objectives],
+        seed=options.train.seed,
+        latency_isolation=ISOLATION_METHOD,
+    )
+
+
+def new_manifest(
+    kind: str, *, options: dict[str, Any], space: Space, source: str, command: list[str], objectives: list[dict[str, str]], seed: int, latency_isolation: str
+) -> Manifest:
+    """The manifest of a new run of ``kind``: a fresh run id, the time, the command, the space, the
+    versions and the hardware beside the settings the caller gives."""
+    from archbench.measure.provenance import versions
     from archbench.store import SCHEMA_VERSION
 
     return Manifest(
-        kind=SEARCH,
+        kind=kind,
         run_id=uuid.uuid4().hex[:12],
         created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         command=" ".join(command),
-        options=options.to_dict(),
-        space=space_record(space, options.space),
-        objectives=[o.to_dict() for o in options.objectives],
-        seed=options.train.seed,
+        options=options,
+        space=space_record(space, source),
+        objectives=objectives,
+        seed=seed,
         schema_version=SCHEMA_VERSION,
         versions=versions(),
         hardware=hardware(),
-        latency_isolation=ISOLATION_METHOD,
+        latency_isolation=latency_isolation,
     )
 
 

@@ -188,3 +188,14 @@ def test_bad_dataset_leaves_no_folder_behind(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "/nonexistent" in err
     assert not run.exists()
+
+
+@pytest.mark.slow  # a driver subprocess: the plan is drawn before Ray is joined
+def test_an_unreachable_ray_address_leaves_nothing_behind(driver, tmp_path):
+    from search_helpers import free_port
+
+    run = tmp_path / "study"
+    code, out, err = driver("fidelity", *TINY_FLAGS, "--run-dir", str(run), "--ray-address", f"127.0.0.1:{free_port()}").run(timeout=300)
+    assert code == 2, (out, err)
+    assert err.strip().startswith("archbench: error: --ray-address: cannot join Ray at 127.0.0.1:") and len(err.strip().splitlines()) == 1
+    assert not run.exists()  # the same command can simply be run again
