@@ -357,7 +357,8 @@ def profile_worker(job: dict[str, Any]) -> int:
 
 # ---- step 3: the same search at two GPU fractions --------------------------------------------------
 def search_cmd(s: Settings, run_dir: Path, extra: tuple[str, ...], *, gpus: float, time_budget_s: float | None) -> list[str]:
-    cmd = [sys.executable, "bench.py", "search", "--space", s.space, "--trials", str(s.trials), "--epochs", str(s.epochs),
+    # digits: the CUDA paths are what is checked, and the OOM case's cap is its 1438-image split.
+    cmd = [sys.executable, "bench.py", "search", "--space", s.space, "--dataset", "digits", "--trials", str(s.trials), "--epochs", str(s.epochs),
            "--batch-size", str(s.batch_size), "--proxy-img-size", str(s.proxy_img_size),
            "--proxy-width-mult", str(s.proxy_width_mult), "--proxy-depth-mult", str(s.proxy_depth_mult),
            "--sampler", "random",  # the same architectures in the same order in both runs

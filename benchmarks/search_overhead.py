@@ -36,7 +36,7 @@ from archbench.train import TrainConfig, scale_arch
 # A small fixed architecture (a space of size one), so both loops do the very same work per trial.
 ARCH = scale_arch(zoo.get("deit_ti"), width_mult=0.25, depth_mult=0.34, img_size=32, num_classes=10)
 # One epoch on digits at 32 px, the architecture as it is (no further proxy scaling), in all three loops.
-TRAIN = TrainConfig(epochs=1, batch_size=64, lr=2e-3, proxy_img_size=32, proxy_width_mult=1.0, proxy_depth_mult=1.0, seed=0)
+TRAIN = TrainConfig(dataset="digits", train_images=None, epochs=1, batch_size=64, lr=2e-3, proxy_img_size=32, proxy_width_mult=1.0, proxy_depth_mult=1.0, seed=0)
 
 
 def harness(arch_file: Path, workdir: Path, *, trials: int, objectives: str, concurrency: int) -> float:
