@@ -72,16 +72,19 @@ def run(args: argparse.Namespace) -> int:
     def warn(line: str) -> None:
         print(f"archbench: {line}", file=sys.stderr, flush=True)
 
-    searches, studies = _split_kinds(args.run_dirs or None, warn)
+    searches, studies, skipped = _split_kinds(args.run_dirs or None, warn)
+    if studies:
+        for line in skipped:  # make_report, given the searches alone, would not see these
+            warn(f"warning: {line}")
     if studies and not searches:
         return _report_studies(studies, args, warn)
     if studies and args.format in ("csv", "json"):  # rows of one kind: the searches'
         for study in studies:
-            warn(f"{study.path}: a fidelity study: render it with archbench report {study.path} --format {args.format}")
+            warn(f"warning: {study.path}: a fidelity study: render it with archbench report {study.path} --format {args.format}")
         studies = []
     try:
         report = make_report(
-            searches or args.run_dirs or None, objectives=args.objectives, by=args.by, hv_bounds=args.hv_bounds, zoo=zoo, progress=warn
+            searches if studies else args.run_dirs or None, objectives=args.objectives, by=args.by, hv_bounds=args.hv_bounds, zoo=zoo, progress=warn
         )
     except KeyError as err:  # a zoo lookup: its message is the one line to show
         raise UsageError(str(err).strip("'\"")) from None
@@ -126,12 +129,13 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _split_kinds(paths: list[str] | None, warn: Callable[[str], None]) -> tuple[list[Path], list[FidelityStudy]]:
-    """The search runs and the fidelity studies among the folders named (default: runs/)."""
+def _split_kinds(paths: list[str] | None, warn: Callable[[str], None]) -> tuple[list[Path], list[FidelityStudy], list[str]]:
+    """The search runs and the fidelity studies among the folders named (default: runs/), and the
+    paths that are neither (as warnings)."""
     from archbench.report.fidelity import FIDELITY_KIND, load_study, run_kind
     from archbench.report.runs import discover
 
-    folders, _ = discover(paths)  # make_report warns about what is not a run
+    folders, skipped = discover(paths)
     searches, studies = [], []
     for folder in folders:
         if run_kind(folder) != FIDELITY_KIND:
@@ -140,8 +144,8 @@ def _split_kinds(paths: list[str] | None, warn: Callable[[str], None]) -> tuple[
         try:
             studies.append(load_study(folder))
         except UserError as err:
-            warn(f"{err} (skipped)")
-    return searches, studies
+            warn(f"warning: {err} (skipped)")
+    return searches, studies, skipped
 
 
 def _report_studies(studies: list[FidelityStudy], args: argparse.Namespace, warn: Callable[[str], None]) -> int:
