@@ -4,11 +4,20 @@
 from __future__ import annotations
 
 import difflib
+import math
+import reprlib
 from typing import Any, Iterable, Mapping
 
 from archbench.registry import SpecError
 
-__all__ = ["boolean", "closest", "describe", "integer", "mapping", "no_unknown"]
+__all__ = ["MAX_DEPTH", "MAX_DIM", "MAX_NUMBER", "boolean", "closest", "describe", "finite", "integer", "mapping", "no_unknown"]
+
+# Sanity limits: a typo such as depth 1000000 would otherwise build for hours before failing.
+MAX_DEPTH = 1024
+MAX_DIM = 65536
+# Any other number a spec holds (heads, kernel, mlp_ratio, ...): no layer size, count or ratio comes
+# near it, and 10**40, 1e300 or inf fail here rather than as an overflow deep inside torch.
+MAX_NUMBER = 2**31 - 1
 
 
 def describe(value: Any) -> str:
@@ -19,7 +28,28 @@ def describe(value: Any) -> str:
         return "a mapping"
     if isinstance(value, list):
         return "a list"
-    return f"{type(value).__name__} {value!r}"
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 10**20:
+        return f"{'a negative' if value < 0 else 'an'} integer of {int(math.log10(abs(value))) + 1} digits"  # repr of a huge int is no help (and fails past 4300 digits)
+    return f"{type(value).__name__} {reprlib.repr(value)}"  # cut short: a list nested 900 deep is no message
+
+
+def finite(value: Any, path: str, *, maximum: float = MAX_NUMBER) -> None:
+    """Refuse a number that is NaN, infinite or larger in size than ``maximum`` (others pass untouched).
+
+    Example:
+        >>> finite(4.0, "stages[0].block.params.mlp_ratio")
+        >>> finite(float("inf"), "stages[0].block.params.mlp_ratio")
+        Traceback (most recent call last):
+        archbench.registry.SpecError: stages[0].block.params.mlp_ratio: expected a finite number, got inf
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return
+    if isinstance(value, float) and not math.isfinite(value):
+        raise SpecError(path, f"expected a finite number, got {value!r}")
+    if abs(value) > maximum:
+        bound = f"<= {maximum}" if value > 0 else f">= {-maximum}"
+        shown = describe(value) if isinstance(value, int) else f"float {value!r}"
+        raise SpecError(path, f"must be {bound}, got {shown}")
 
 
 def closest(name: str, options: Iterable[str]) -> str:
@@ -44,11 +74,12 @@ def no_unknown(raw: Mapping[str, Any], allowed: Iterable[str], path: str) -> Non
             raise SpecError(full, f"unknown key{closest(str(key), allowed)}")
 
 
-def integer(value: Any, path: str, *, minimum: int | None = None) -> int:
-    """An int (never a bool) of at least ``minimum``."""
+def integer(value: Any, path: str, *, minimum: int | None = None, maximum: int = MAX_NUMBER) -> int:
+    """An int (never a bool) of at least ``minimum`` and at most ``maximum``."""
     if isinstance(value, bool) or not isinstance(value, int) or (minimum is not None and value < minimum):
         bound = f" >= {minimum}" if minimum is not None else ""
         raise SpecError(path, f"expected an integer{bound}, got {describe(value)}")
+    finite(value, path, maximum=maximum)
     return value
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +16,12 @@ import yaml
 
 from archbench.registry import SpecError
 
-__all__ = ["MAX_BYTES", "MAX_NODES", "DataLoader", "parse_text", "read_data"]
+__all__ = ["MAX_BYTES", "MAX_NESTING", "MAX_NODES", "DataLoader", "parse_text", "read_data"]
 
 MAX_BYTES = 1 << 20  # an architecture or a search space is a page of YAML, not a data set
 MAX_NODES = 100_000  # after aliases are expanded: refuses "billion laughs" files
+# Real files nest a dozen levels; the readers after the parser recurse, so depth is capped here.
+MAX_NESTING = 100
 
 
 class DataLoader(yaml.SafeLoader):
@@ -72,10 +75,11 @@ def parse_text(text: str, source: str, *, expected: str, json_text: bool = False
         raise SpecError(source, "not a text file (it contains NUL bytes)")
     if not text.strip():
         raise SpecError(source, f"empty file: expected {expected}")
+    kind = "JSON" if json_text else "YAML"
     try:
         data = json.loads(text) if json_text else yaml.load(text, Loader=DataLoader)  # noqa: S506 - a SafeLoader
     except RecursionError:
-        raise SpecError(source, f"malformed {'JSON' if json_text else 'YAML'}: nested too deeply") from None
+        raise SpecError(source, f"malformed {kind}: nested too deeply (more than {MAX_NESTING} levels)") from None
     except json.JSONDecodeError as err:
         raise SpecError(source, f"malformed JSON at line {err.lineno}: {err.msg}") from None
     except yaml.constructor.ConstructorError as err:
@@ -85,10 +89,15 @@ def parse_text(text: str, source: str, *, expected: str, json_text: bool = False
         line = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         problem = getattr(err, "problem", None) or str(err).splitlines()[0]
         raise SpecError(source, f"malformed YAML{line}: {problem}") from None
+    except ValueError as err:  # a value the parser could not convert: an integer of 5000 digits, a date 2024-13-01
+        raise SpecError(source, f"malformed {kind}: {_value_problem(err)}") from None
     if data is None:
         raise SpecError(source, f"empty file (only comments): expected {expected}")
-    if _count_nodes(data, MAX_NODES) > MAX_NODES:
+    nodes, depth = _count_nodes(data, MAX_NODES)
+    if nodes > MAX_NODES:
         raise SpecError(source, f"more than {MAX_NODES} values once YAML aliases are expanded: not {expected}")
+    if depth > MAX_NESTING:
+        raise SpecError(source, f"malformed {kind}: nested too deeply (more than {MAX_NESTING} levels)")
     return data
 
 
@@ -110,18 +119,26 @@ def read_data(path: Path, display: str, *, expected: str) -> Any:
     return parse_text(text, display, expected=expected, json_text=str(path).endswith(".json"))
 
 
-def _count_nodes(data: Any, limit: int) -> int:
-    # Iterative and stopping at the limit, so an alias bomb costs at most `limit` steps.
-    count, stack = 0, [data]
+def _count_nodes(data: Any, limit: int) -> tuple[int, int]:
+    """The values in ``data`` and its deepest nesting, counted without recursion and stopping at
+    ``limit`` values, so an alias bomb costs at most ``limit`` steps."""
+    count, deepest, stack = 0, 0, [(data, 1)]
     while stack and count <= limit:
-        node = stack.pop()
+        node, depth = stack.pop()
         count += 1
+        deepest = max(deepest, depth)
         if isinstance(node, dict):
-            stack.extend(node.keys())
-            stack.extend(node.values())
+            stack.extend((child, depth + 1) for child in (*node.keys(), *node.values()))
         elif isinstance(node, list):
-            stack.extend(node)
-    return count
+            stack.extend((child, depth + 1) for child in node)
+    return count, deepest
+
+
+def _value_problem(err: ValueError) -> str:
+    text = " ".join(str(err).split())
+    if "integer string conversion" in text:  # Python's guard: its advice (sys.set_int_max_str_digits) is not the user's fix
+        return f"an integer of more than {sys.get_int_max_str_digits()} digits"
+    return text
 
 
 def _constructor_message(err: yaml.constructor.ConstructorError) -> str:

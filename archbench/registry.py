@@ -6,6 +6,7 @@ before any module is built, and the search-space language knows what each layer 
 from __future__ import annotations
 
 import difflib
+import reprlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Literal
 
@@ -55,26 +56,34 @@ class Param:
         return self.default is _REQUIRED
 
     def check(self, value: Any, path: str) -> Any:
-        """Return ``value`` coerced to this parameter's type, or raise SpecError naming ``path``."""
-        if self.type is float and isinstance(value, int) and not isinstance(value, bool):
+        """Return ``value`` coerced to this parameter's type, or raise SpecError naming ``path``.
+
+        Numbers must also be finite and of a sane size (``archbench._validate.finite``).
+        """
+        from archbench._validate import finite  # it imports SpecError from here
+
+        finite(value, path)  # first: float(10**400) would overflow
+        if self.type is float and _is_int(value):
             value = float(value)
         if self.type is list:
             if isinstance(value, tuple):
                 value = list(value)
             if not isinstance(value, list) or not all(_is_int(v) for v in value):
-                raise SpecError(path, f"expected a list of integers, got {value!r}")
+                raise SpecError(path, f"expected a list of integers, got {reprlib.repr(value)}")
+            for i, v in enumerate(value):
+                finite(v, f"{path}[{i}]")
         elif self.type is int:
             if not _is_int(value):
-                raise SpecError(path, f"expected an integer, got {value!r}")
+                raise SpecError(path, f"expected an integer, got {reprlib.repr(value)}")
         elif self.type is bool:
             if not isinstance(value, bool):
-                raise SpecError(path, f"expected true or false, got {value!r}")
+                raise SpecError(path, f"expected true or false, got {reprlib.repr(value)}")
         elif not isinstance(value, self.type) or isinstance(value, bool):
-            raise SpecError(path, f"expected {self.type.__name__}, got {value!r}")
+            raise SpecError(path, f"expected {self.type.__name__}, got {reprlib.repr(value)}")
         if self.choices is not None and value not in self.choices:
-            raise SpecError(path, f"{value!r} is not one of {list(self.choices)}")
+            raise SpecError(path, f"{reprlib.repr(value)} is not one of {list(self.choices)}")
         if self.min is not None and not isinstance(value, list) and value < self.min:
-            raise SpecError(path, f"must be >= {self.min}, got {value!r}")
+            raise SpecError(path, f"must be >= {self.min}, got {reprlib.repr(value)}")
         return value
 
 

@@ -7,13 +7,21 @@ from __future__ import annotations
 
 import hashlib
 import json
+import reprlib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
 import yaml
 
-from archbench._validate import boolean, integer, mapping, no_unknown
+from archbench._validate import (
+    MAX_DEPTH,
+    MAX_DIM,
+    boolean,
+    integer,
+    mapping,
+    no_unknown,
+)
 from archbench._yaml import read_data
 from archbench.registry import SpecError, lookup
 
@@ -202,20 +210,20 @@ def _parse(data: Mapping[str, Any]) -> ArchSpec:
     no_unknown(data, _TOP_KEYS, "")
     version = data.get("spec_version", SPEC_VERSION)
     if version != SPEC_VERSION:
-        raise SpecError("spec_version", f"this archbench reads version {SPEC_VERSION}, got {version!r}")
+        raise SpecError("spec_version", f"this archbench reads version {SPEC_VERSION}, got {reprlib.repr(version)}")
     name = data.get("name", "custom")
     if not isinstance(name, str) or not name:
         raise SpecError("name", "expected a non-empty string")
     layout = data.get("layout", "pyramid")
     if layout not in ("pyramid", "isotropic"):
-        raise SpecError("layout", f"expected 'pyramid' or 'isotropic', got {layout!r}")
+        raise SpecError("layout", f"expected 'pyramid' or 'isotropic', got {reprlib.repr(layout)}")
 
     inp = InputSpec.from_dict(data.get("input", {}), "input")
 
     raw_stages = data.get("stages")
     if not isinstance(raw_stages, list) or not raw_stages:
         raise SpecError("stages", "expected a non-empty list of stages")
-    first_dim = integer(mapping(raw_stages[0], "stages[0]").get("dim"), "stages[0].dim", minimum=1)
+    first_dim = integer(mapping(raw_stages[0], "stages[0]").get("dim"), "stages[0].dim", minimum=1, maximum=MAX_DIM)
     stem = _layer(data.get("stem"), "stem", "stem", layout, dim=first_dim)
 
     stages: list[StageSpec] = []
@@ -224,8 +232,8 @@ def _parse(data: Mapping[str, Any]) -> ArchSpec:
         path = f"stages[{i}]"
         raw = mapping(raw, path)
         no_unknown(raw, ("depth", "dim", "block", "downsample"), path)
-        depth = integer(raw.get("depth"), f"{path}.depth", minimum=1)
-        dim = integer(raw.get("dim"), f"{path}.dim", minimum=1)
+        depth = integer(raw.get("depth"), f"{path}.depth", minimum=1, maximum=MAX_DEPTH)
+        dim = integer(raw.get("dim"), f"{path}.dim", minimum=1, maximum=MAX_DIM)
         block = _layer(raw.get("block"), "block", f"{path}.block", layout, dim=dim)
         raw_down = raw.get("downsample")
         downsample = None
@@ -256,7 +264,7 @@ def _parse(data: Mapping[str, Any]) -> ArchSpec:
 
     rate = data.get("drop_path_rate", 0.0)
     if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0.0 <= rate < 1.0:
-        raise SpecError("drop_path_rate", f"expected a number in [0, 1), got {rate!r}")
+        raise SpecError("drop_path_rate", f"expected a number in [0, 1), got {reprlib.repr(rate)}")
 
     return ArchSpec(
         name=name,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator
@@ -50,7 +51,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from archbench.cli._output import quiet_libraries
+    from archbench.cli._output import check_writable, quiet_libraries, write_file
     from archbench.report import export
     from archbench.report.summary import make_report
 
@@ -59,6 +60,9 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--top must be >= 1")
     if args.plot and Path(args.plot).suffix.lower() != ".png":
         raise UsageError(f"--plot: {args.plot}: expected a .png file name")
+    for option, value in (("--output", args.output), ("--plot", args.plot), ("--summary", args.summary)):
+        if value:  # before the report is made: a run of --with-zoo measures models first
+            check_writable(Path(value), option)
     zoo = args.with_zoo
     if isinstance(zoo, str) and Path(zoo).is_dir():
         # `--with-zoo runs/x`: argparse gave the run folder to the optional value; it is a run.
@@ -72,20 +76,17 @@ def run(args: argparse.Namespace) -> int:
     def warn(line: str) -> None:
         print(f"archbench: {line}", file=sys.stderr, flush=True)
 
-    searches, studies, skipped = _split_kinds(args.run_dirs or None, warn)
-    if studies:
-        for line in skipped:  # make_report, given the searches alone, would not see these
-            warn(f"warning: {line}")
+    searches, studies = _split_kinds(args.run_dirs or None, warn)
     if studies and not searches:
         return _report_studies(studies, args, warn)
     if studies and args.format in ("csv", "json"):  # rows of one kind: the searches'
         for study in studies:
             warn(f"warning: {study.path}: a fidelity study: render it with archbench report {study.path} --format {args.format}")
         studies = []
+    if not searches:
+        raise UsageError("no run could be read (see the lines above)")
     try:
-        report = make_report(
-            searches if studies else args.run_dirs or None, objectives=args.objectives, by=args.by, hv_bounds=args.hv_bounds, zoo=zoo, progress=warn
-        )
+        report = make_report(searches, objectives=args.objectives, by=args.by, hv_bounds=args.hv_bounds, zoo=zoo, progress=warn)
     except KeyError as err:  # a zoo lookup: its message is the one line to show
         raise UsageError(str(err).strip("'\"")) from None
     for line in report.warnings:
@@ -99,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
 
         png = png_bytes(report, dpi=130)
     if args.plot:
-        _write_bytes(Path(args.plot), png)
+        write_file(Path(args.plot), png, "--plot")
         warn(f"wrote {args.plot}")
 
     from archbench.report import fidelity
@@ -124,18 +125,20 @@ def run(args: argparse.Namespace) -> int:
     if args.output:
         warn(f"wrote {args.output}")
     if args.summary:
-        _write_bytes(Path(args.summary), export.summary_json(report).encode())
+        write_file(Path(args.summary), export.summary_json(report).encode(), "--summary")
         warn(f"wrote {args.summary}")
     return 0
 
 
-def _split_kinds(paths: list[str] | None, warn: Callable[[str], None]) -> tuple[list[Path], list[FidelityStudy], list[str]]:
-    """The search runs and the fidelity studies among the folders named (default: runs/), and the
-    paths that are neither (as warnings)."""
+def _split_kinds(paths: list[str] | None, warn: Callable[[str], None]) -> tuple[list[Path], list[FidelityStudy]]:
+    """The search runs and the fidelity studies among the folders named (default: runs/); what is
+    neither is warned about."""
     from archbench.report.fidelity import FIDELITY_KIND, load_study, run_kind
     from archbench.report.runs import discover
 
-    folders, skipped = discover(paths)
+    folders, problems = discover(paths)
+    for line in problems:  # what is not a run; make_report warns about the runs it cannot read
+        warn(f"warning: {line}")
     searches, studies = [], []
     for folder in folders:
         if run_kind(folder) != FIDELITY_KIND:
@@ -145,17 +148,18 @@ def _split_kinds(paths: list[str] | None, warn: Callable[[str], None]) -> tuple[
             studies.append(load_study(folder))
         except UserError as err:
             warn(f"warning: {err} (skipped)")
-    return searches, studies, skipped
+    return searches, studies
 
 
 def _report_studies(studies: list[FidelityStudy], args: argparse.Namespace, warn: Callable[[str], None]) -> int:
     """A report of fidelity studies only, in the chosen format (--plot copies each study's scatter)."""
+    from archbench.cli._output import write_file
     from archbench.report import fidelity
 
     if args.plot:
         for study in studies:
             target = Path(args.plot) if len(studies) == 1 else Path(args.plot).with_name(f"{Path(args.plot).stem}-{study.label}.png")
-            _write_bytes(target, fidelity._scatter_png(study))
+            write_file(target, fidelity._scatter_png(study), "--plot")
             warn(f"wrote {target}")
     if args.format == "table":
         with _console(args.output) as console:
@@ -176,20 +180,17 @@ def _report_studies(studies: list[FidelityStudy], args: argparse.Namespace, warn
 
 @contextlib.contextmanager
 def _console(output: str | None) -> Iterator[Console]:
+    """The console a table is printed on: stdout, or with ``--output`` a buffer that is written to
+    the file once the whole report rendered (a failure part-way leaves the file as it was)."""
     from rich.console import Console
 
-    out = None
-    if output:
-        try:
-            out = open(output, "w")
-        except OSError as err:
-            raise UsageError(f"--output: {output}: cannot write ({err.strerror or err})") from None
-    try:
-        wide = out is not None or not sys.stdout.isatty()  # a file or pipe: no terminal width to respect
-        yield Console(file=out, highlight=False, width=200 if wide else None, color_system=None if out else "auto")
-    finally:
-        if out:
-            out.close()
+    if not output:
+        wide = not sys.stdout.isatty()  # a pipe: no terminal width to respect
+        yield Console(highlight=False, width=200 if wide else None, color_system="auto")
+        return
+    buffer = io.StringIO()
+    yield Console(file=buffer, highlight=False, width=200, color_system=None)
+    _emit(buffer.getvalue(), output)
 
 
 def _md_verdicts(lines: list[str]) -> str:
@@ -197,15 +198,9 @@ def _md_verdicts(lines: list[str]) -> str:
 
 
 def _emit(text: str, output: str | None) -> None:
+    from archbench.cli._output import write_file
+
     if output:
-        _write_bytes(Path(output), text.encode())
+        write_file(Path(output), text.encode(), "--output")
     else:
         sys.stdout.write(text)
-
-
-def _write_bytes(path: Path, data: bytes | None) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data or b"")
-    except OSError as err:
-        raise UsageError(f"{path}: cannot write ({err.strerror or err})") from None

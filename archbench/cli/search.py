@@ -56,7 +56,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--scheduler", choices=SCHEDULERS, default=S, help="fifo, or asha to prune on val_acc (default fifo)")
     p.add_argument("--cpus-per-trial", type=int, default=S, help=f"CPU threads per trial (default {d.cpus_per_trial})")
     p.add_argument("--gpus-per-trial", type=float, default=S, help="GPUs per trial, fractional packs several (default 0; 0.25 with --device cuda)")
-    p.add_argument("--concurrency", type=int, default=S, help="trials at once (default: CPUs / cpus-per-trial)")
+    p.add_argument("--concurrency", type=int, default=S, help="trials at once, >= 1 (default: CPUs / cpus-per-trial)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=S, help="training/latency device (default auto)")
     p.add_argument("--ray-address", default=S, help="join an existing Ray cluster (ray start --head …) instead of a local one")
     p.add_argument("--run-dir", default=S, help="run folder (default runs/<space>-<timestamp>)")
@@ -77,6 +77,8 @@ def _options_from(args: argparse.Namespace) -> tuple[SearchOptions, set[str]]:
     from archbench.quantity import parse_quantity
 
     given = {k: v for k, v in vars(args).items() if k in SearchOptions.flat_names()}
+    if given.get("concurrency", 1) < 1:  # SearchOptions' 0 ("as the CPUs allow") is the flag left out
+        raise UsageError(f"--concurrency must be >= 1, got {given['concurrency']} (leave it out to run CPUs / --cpus-per-trial trials at once)")
     if given.get("train_images") == 0:
         given["train_images"] = None  # the whole training split
     for key in ("max_macs", "max_params"):

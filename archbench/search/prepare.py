@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from archbench.errors import UserError
 from archbench.search.options import SearchOptions
+from archbench.search.sampling import check_study
 from archbench.store.run import Manifest, RunDirLock, RunFolder
 
 if TYPE_CHECKING:
@@ -50,8 +51,11 @@ def prepare_run(
         stored = SearchOptions.from_dict({"train_images": None, **manifest.options})
         updates = {k: getattr(options, k) for k in overrides & CHANGEABLE_ON_RESUME}
         options = replace(stored, resume=True, run_dir=str(folder.path), **updates)
+        # A damaged study or space is refused before the manifest records this resume.
+        check_study(folder)
+        space = run_space(options, manifest.space.get("hash"))
         manifest = replace(manifest, options=options.to_dict(), resumed=manifest.resumed + [" ".join(command)])
-        folder.write_manifest(manifest)
+        folder.write_manifest(manifest, space_text=space.source_text)  # a deleted copy is written again
         return options, folder.path, manifest
     space = spaces.load(options.space)
     with_bounds(space, options).check_feasible()  # an impossible --max-macs fails before the folder exists
@@ -129,12 +133,34 @@ def hardware() -> dict[str, Any]:
 
 
 def load_space(options: SearchOptions) -> Space:
-    """The space the run searches: the run folder's copy when there is one, under the run's bounds."""
+    """The space the run searches (:func:`run_space`), under the run's bounds."""
+    return with_bounds(run_space(options), options)
+
+
+def run_space(options: SearchOptions, recorded_hash: str | None = None) -> Space:
+    """The space a run works on: the run folder's copy; without one (deleted), the space the run was
+    started from (``options.space``) if it is still the same, its hash the manifest's ``recorded_hash``.
+
+    Raises:
+        UserError: the copy is missing and the space it copied cannot be loaded or has changed.
+    """
     from archbench import space as spaces
 
-    copy = RunFolder(options.run_dir or ".").space_copy
-    space = spaces.load(str(copy)) if options.run_dir and copy.exists() else spaces.load(options.space)
-    return with_bounds(space, options)
+    if not options.run_dir:
+        return spaces.load(options.space)
+    copy = RunFolder(options.run_dir).space_copy
+    if copy.exists():
+        return spaces.load(str(copy))
+    try:
+        space = spaces.load(options.space)
+    except (UserError, OSError) as err:
+        raise UserError(f"{copy}: missing, and the space it copied cannot be loaded ({err}): put the run's {copy.name} back to resume it") from None
+    if recorded_hash and space.hash != recorded_hash:
+        raise UserError(
+            f"{copy}: missing, and the space it copied ({options.space}) has changed since the run started "
+            f"(hash {space.hash}, the run's {recorded_hash}): put the run's {copy.name} back to resume it"
+        )
+    return space
 
 
 def with_bounds(space: Space, options: SearchOptions) -> Space:

@@ -8,7 +8,12 @@ import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterator
 
+from archbench.errors import UserError
+
 if TYPE_CHECKING:
+    import sqlite3
+    from pathlib import Path
+
     import optuna
     from optuna.storages import RDBStorage
     from ray.tune.search.optuna import OptunaSearch
@@ -91,6 +96,75 @@ class DefineByRun:
         trial.set_user_attr("arch_hash", arch.hash)
         trial.set_user_attr(DRAWN_ATTR, violation or "")  # last: its presence marks a complete draw
         return {"trial_number": trial.number, "arch": arch.to_dict(), "violation": violation or ""}
+
+
+# Tables every Optuna RDB study has; a file without them holds no study.
+_OPTUNA_TABLES = frozenset({"studies", "trials"})
+
+
+def check_study(folder: RunFolder) -> None:
+    """Refuse to resume a run whose study cannot continue its trials, before anything changes: an
+    ``optuna.db`` missing while trial parts exist (a new study would hand out their trial ids
+    again), one that is not SQLite or is damaged, or one holding fewer trials than the parts
+    record. The file is only read (a hot journal left by a kill -9 excepted: SQLite rolls it back,
+    as the resumed driver would). A run without parts may start its study afresh.
+
+    Raises:
+        UserError: one line naming ``optuna.db``, what is wrong with it and how to go on.
+    """
+    numbers = [int(t) for t in folder.recorded_trial_ids() if t.isdigit()]
+    problem = _study_problem(folder.study_path, numbers)
+    if problem:
+        raise UserError(
+            f"{folder.study_path}: {problem}: the study cannot be continued; start a new run with another --run-dir "
+            f"(archbench report {folder.path} still reads this run's {_count(len(numbers), 'trial part')}), "
+            f"or put back a copy of {folder.study_path.name} taken when the run stopped"
+        )
+
+
+def _study_problem(path: Path, numbers: list[int]) -> str | None:
+    """What is wrong with the study at ``path`` for a run whose parts record trials ``numbers``."""
+    import sqlite3
+
+    if not path.exists():
+        return f"missing, but the run has {_count(len(numbers), 'trial part')}" if numbers else None
+    try:
+        try:
+            found = _read_study(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True))
+        except sqlite3.DatabaseError as err:
+            if getattr(err, "sqlite_errorname", "") != "SQLITE_READONLY_ROLLBACK":
+                raise
+            found = _read_study(sqlite3.connect(path))  # a hot journal: opening read-write rolls it back
+    except sqlite3.DatabaseError as err:
+        return f"damaged or not a SQLite database ({err})"
+    if isinstance(found, str):
+        return found
+    tables, trials = found
+    if not _OPTUNA_TABLES <= tables:
+        return f"not an Optuna study (no {', '.join(sorted(_OPTUNA_TABLES - tables))} table)" if numbers or tables else None
+    if numbers and trials <= max(numbers):
+        return f"holds {_count(trials, 'trial')} of study '{STUDY_NAME}', but the run has a part of trial {max(numbers):05d}"
+    return None
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _read_study(con: sqlite3.Connection) -> tuple[set[str], int] | str:
+    """The tables of the database and the trials of the archbench study in it, or what is damaged."""
+    try:
+        (check,) = con.execute("PRAGMA quick_check(1)").fetchone()
+        if check != "ok":
+            return f"damaged (SQLite's quick_check: {check})"
+        tables = {name for (name,) in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if not _OPTUNA_TABLES <= tables:
+            return tables, 0
+        study = con.execute("SELECT study_id FROM studies WHERE study_name = ?", (STUDY_NAME,)).fetchone()
+        trials = con.execute("SELECT COUNT(*) FROM trials WHERE study_id = ?", study).fetchone()[0] if study else 0
+        return tables, trials
+    finally:
+        con.close()
 
 
 def open_storage(folder: RunFolder) -> RDBStorage:

@@ -126,7 +126,10 @@ def _fixed_space(arch: ArchSpec, file: str) -> Space:
     if spec["layout"] == "isotropic":
         data["dim"] = spec["stages"][0]["dim"]
         data["tokens"] = spec["tokens"]
-    return Space(data, file=file, fixed=arch)
+    try:
+        return Space(data, file=file, fixed=arch)
+    except SpecError as err:  # a space's `target` is the architecture's `input`: name the key the file has
+        raise SpecError(err.path.replace(f"{file}: target", f"{file}: input", 1), err.message) from None
 
 
 def _keys(path: str) -> tuple[Any, ...]:

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from archbench._validate import closest, describe, mapping, no_unknown
+from archbench._validate import MAX_DEPTH, MAX_DIM, closest, describe, mapping, no_unknown
 from archbench.registry import Param, SpecError, lookup, names
 from archbench.spec import InputSpec
 from archbench.space._constraints import Constraints, parse_constraints
@@ -334,11 +334,6 @@ def _stage(
         downsample=None if downsample is None else _finish_layer(downsample, "downsample", layout, scope, builtins),
         path=path,
     )
-
-
-# Sanity limits: a typo such as depth 1000000 would otherwise build for hours before failing.
-MAX_DEPTH = 1024
-MAX_DIM = 65536
 
 
 def _positive(value: Value, path: str, *, minimum: int, maximum: int) -> Value:

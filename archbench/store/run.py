@@ -224,6 +224,11 @@ class RunFolder:
         """The trial parts in ``trials/``, sorted (temp files of writers in flight excluded)."""
         return sorted(self.trials_dir.glob(PART_GLOB))
 
+    def recorded_trial_ids(self) -> list[str]:
+        """The ids of every trial with a part, in ``trials/`` or set aside in ``interrupted/``."""
+        parts = [*self.part_files(), *self.interrupted_dir.glob(PART_GLOB)]
+        return sorted({p.name[len(PART_PREFIX) : -len(PART_SUFFIX)] for p in parts})
+
     @staticmethod
     def is_run(path: str | Path) -> bool:
         """Whether ``path`` looks like a run folder (a manifest, or a trials folder)."""

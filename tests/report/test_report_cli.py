@@ -6,6 +6,7 @@ import base64
 import csv
 import io
 import json
+import os
 import re
 import subprocess
 import sys
@@ -148,6 +149,53 @@ def test_bad_options_are_one_line_and_exit_2(capsys, demo, argv, message):
     code, out, err = run_cli(capsys, "report", str(demo), *argv)
     assert code == 2 and out == ""
     assert err.count("\n") == 1 and message in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("fmt", ["table", "md"])
+@pytest.mark.parametrize(
+    ("target", "why"),
+    [("out.png", "it is a folder; give a file name"), ("notes.txt/report", "{tmp}/notes.txt is a file, not a folder")],
+    ids=["a-folder", "under-a-file"],
+)
+def test_an_output_that_cannot_be_written_is_one_line_before_any_work(capsys, demo, tmp_path, fmt, target, why):
+    (tmp_path / "out.png").mkdir()
+    (tmp_path / "notes.txt").write_text("kept")
+    for option, suffix in (("--output", ".md"), ("--summary", ".json"), ("--plot", ".png")):
+        path = (tmp_path / target).with_suffix(suffix) if "/" in target else tmp_path / target
+        code, out, err = run_cli(capsys, "report", str(demo), "--format", fmt, option, str(path))
+        assert code == 2 and out == ""
+        assert err.splitlines() == [f"archbench: error: {option}: {path}: cannot write ({why.format(tmp=tmp_path)})"]
+    assert (tmp_path / "notes.txt").read_text() == "kept" and not any((tmp_path / "out.png").iterdir())
+
+
+def test_an_output_in_a_read_only_folder_is_one_line(capsys, demo, tmp_path, monkeypatch):
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o555)
+    if os.geteuid() == 0:  # root writes anywhere: ask as a user for whom the folder is read-only
+        access = os.access
+        monkeypatch.setattr(os, "access", lambda path, mode: Path(path) != locked and access(path, mode))
+    code, out, err = run_cli(capsys, "report", str(demo), "--output", str(locked / "report.md"))
+    assert code == 2 and out == ""
+    assert err.splitlines() == [f"archbench: error: --output: {locked / 'report.md'}: cannot write (the folder {locked} is not writable)"]
+
+
+@pytest.mark.parametrize("fmt", ["table", "md"])
+def test_an_output_is_written_whole_or_not_at_all(capsys, demo, tmp_path, monkeypatch, fmt):
+    """Rendered in full before the file is touched: a failure part-way keeps the earlier file."""
+    from archbench.report import export
+
+    target = tmp_path / "reports" / "report.txt"  # missing folders are created
+    code, _, err = run_cli(capsys, "report", str(demo), "--format", fmt, "--output", str(target))
+    first = target.read_text()
+    assert code == 0 and f"wrote {target}" in err and "leaderboard" in first.lower()
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("rendering failed")
+
+    monkeypatch.setattr(export, "print_report" if fmt == "table" else "to_markdown", broken)
+    with pytest.raises(RuntimeError, match="rendering failed"):  # a bug: it keeps its traceback
+        main(["report", str(demo), "--format", fmt, "--output", str(target)])
+    assert target.read_text() == first and [p.name for p in target.parent.iterdir()] == ["report.txt"]
 
 
 def test_nothing_readable_exits_2(capsys, tmp_path):

@@ -82,6 +82,8 @@ def test_bad_objectives_are_rejected(text, needle):
         (["--seed", "-1"], ["--seed must be an integer in [0, 2147483648), got -1"]),
         (["--lr", "nan"], ["--lr must be > 0, got nan"]),
         (["--mixup", "-1"], ["--mixup"]),
+        (["--concurrency", "0"], ["--concurrency must be >= 1, got 0 (leave it out to run CPUs / --cpus-per-trial trials at once)"]),
+        (["--concurrency", "-3"], ["--concurrency must be >= 1, got -3"]),
     ],
 )
 def test_bad_options_are_one_line_errors(capsys, tmp_path, argv, needles):
