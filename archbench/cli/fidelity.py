@@ -55,7 +55,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--pool", type=int, default=S, help=f"architectures drawn per one kept, for the MACs strata (default {d.pool})")
     p.add_argument("--seed", type=int, default=S, help=f"seed of the architecture draw (default {d.seed})")
     p.add_argument("--cpus-per-trial", type=int, default=S, help=f"CPU threads per evaluation (default {d.cpus_per_trial})")
-    p.add_argument("--concurrency", type=int, default=S, help="evaluations at once (default: CPUs / cpus-per-trial)")
+    p.add_argument("--concurrency", type=int, default=S, help="evaluations at once, >= 1 (default: CPUs / cpus-per-trial)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=S, help="training device (default auto)")
     p.add_argument("--ray-address", default=S, help="join an existing Ray cluster instead of a local one")
     p.add_argument("--run-dir", default=S, help="run folder (default runs/fidelity-<space>-<timestamp>)")
@@ -69,6 +69,8 @@ def options_from(args: argparse.Namespace) -> tuple[FidelityOptions, set[str]]:
     from archbench.fidelity.options import FidelityOptions
 
     given = {k: v for k, v in vars(args).items() if k not in ("run", "debug", "command", "no_live")}
+    if given.get("concurrency", 1) < 1:  # FidelityOptions' 0 ("as the CPUs allow") is the flag left out
+        raise UsageError(f"--concurrency must be >= 1, got {given['concurrency']} (leave it out to run CPUs / --cpus-per-trial evaluations at once)")
     base = FidelityOptions()
     if given.get("train_images") == 0:
         given["train_images"] = None  # the whole training split

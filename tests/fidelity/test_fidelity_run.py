@@ -182,6 +182,12 @@ def test_resume_refuses_a_search_folder_and_changed_settings(tmp_path, capsys):
     assert "--resume needs --run-dir" in capsys.readouterr().err
 
 
+def test_an_explicit_concurrency_below_one_is_refused(tmp_path, capsys):
+    assert main(["fidelity", *TINY_FLAGS, "--concurrency", "0", "--run-dir", str(tmp_path / "study")]) == 2
+    assert "--concurrency must be >= 1, got 0 (leave it out" in capsys.readouterr().err
+    assert not (tmp_path / "study").exists()
+
+
 def test_bad_dataset_leaves_no_folder_behind(tmp_path, capsys):
     run = tmp_path / "study"
     assert main(["fidelity", *TINY_FLAGS[:2], "--dataset", "cifar10:/nonexistent", "--run-dir", str(run)]) == 2
