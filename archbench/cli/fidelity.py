@@ -13,17 +13,16 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from archbench.cli import UsageError
+from archbench.cli._proxy_flags import PROXY_FLAGS, proxy_values
 
 if TYPE_CHECKING:
     from archbench.fidelity.options import FidelityOptions
 
-# Proxy-training flags shared with `archbench search` (flag -> TrainConfig field).
-_PROXY_FLAGS = ("dataset", "epochs", "train_images", "batch_size", "lr", "proxy_img_size", "proxy_width_mult", "proxy_depth_mult")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     from archbench.fidelity.options import REFERENCE_CHANGES, REFERENCE_KEYS, FidelityOptions
-    from archbench.train.config import DATASET_FORMS
+    from archbench.cli._proxy_flags import add_proxy_flags
 
     d = FidelityOptions()
     p = subparsers.add_parser(
@@ -43,14 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     changes = ",".join(f"{k}={0 if v is None else v}" for k, v in REFERENCE_CHANGES.items())
     p.add_argument("--reference", default=S, metavar="KEY=VALUE,…",
                    help=f"the reference fidelity as changes to the proxy, keys from {', '.join(REFERENCE_KEYS)} (default {changes})")
-    p.add_argument("--dataset", default=S, help=f"{DATASET_FORMS} (default {d.proxy.dataset})")
-    p.add_argument("--epochs", type=int, default=S, help=f"proxy epochs (default {d.proxy.epochs})")
-    p.add_argument("--train-images", type=int, default=S, help=f"proxy training images, drawn per class; 0: all (default {d.proxy.train_images})")
-    p.add_argument("--batch-size", type=int, default=S, help=f"proxy batch size (default {d.proxy.batch_size})")
-    p.add_argument("--lr", type=float, default=S, help=f"proxy peak learning rate (default {d.proxy.lr})")
-    p.add_argument("--proxy-img-size", type=int, default=S, help=f"proxy resolution (default {d.proxy.proxy_img_size})")
-    p.add_argument("--proxy-width-mult", type=float, default=S, help=f"proxy width multiplier (default {d.proxy.proxy_width_mult})")
-    p.add_argument("--proxy-depth-mult", type=float, default=S, help=f"proxy depth multiplier (default {d.proxy.proxy_depth_mult})")
+    add_proxy_flags(p, d.proxy)
     p.add_argument("--latency", action="store_true", default=S, help="also time every architecture (batch 1, before training starts)")
     p.add_argument("--pool", type=int, default=S, help=f"architectures drawn per one kept, for the MACs strata (default {d.pool})")
     p.add_argument("--seed", type=int, default=S, help=f"seed of the architecture draw (default {d.seed})")
@@ -72,10 +64,8 @@ def options_from(args: argparse.Namespace) -> tuple[FidelityOptions, set[str]]:
     if given.get("concurrency", 1) < 1:  # FidelityOptions' 0 ("as the CPUs allow") is the flag left out
         raise UsageError(f"--concurrency must be >= 1, got {given['concurrency']} (leave it out to run CPUs / --cpus-per-trial evaluations at once)")
     base = FidelityOptions()
-    if given.get("train_images") == 0:
-        given["train_images"] = None  # the whole training split
-    proxy = replace(base.proxy, **{k: given[k] for k in _PROXY_FLAGS if k in given})
-    top = {k: v for k, v in given.items() if k not in _PROXY_FLAGS and k != "reference"}
+    proxy = replace(base.proxy, **proxy_values(given))
+    top = {k: v for k, v in given.items() if k not in PROXY_FLAGS and k != "reference"}
     options = FidelityOptions(**{**top, "proxy": proxy, "reference": proxy}).with_reference(given.get("reference", ""))
     return options, set(given)
 
@@ -87,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
 
     quiet_libraries()
     options, given = options_from(args)
-    if options.resume and given & {*_PROXY_FLAGS, "reference", "space", "archs", "seeds", "reference_seeds", "pool", "seed", "latency"}:
+    if options.resume and given & {*PROXY_FLAGS, "reference", "space", "archs", "seeds", "reference_seeds", "pool", "seed", "latency"}:
         raise UsageError("--resume continues a study as it was planned: only --concurrency, --cpus-per-trial and --ray-address may change")
     out = console()
     outcome = run_fidelity(

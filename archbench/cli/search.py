@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 def register(subparsers: argparse._SubParsersAction) -> None:
     from archbench.objectives import DEFAULT_OBJECTIVES, OBJECTIVES
     from archbench.search.options import SAMPLERS, SCHEDULERS, SearchOptions
-    from archbench.train.config import DATASET_FORMS
+    from archbench.cli._proxy_flags import add_proxy_flags
 
     d = SearchOptions()
     t = d.train
@@ -43,16 +43,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help=f"comma list of NAME:max|min from {', '.join(OBJECTIVES)} (default {DEFAULT_OBJECTIVES}); "
         "without val_acc nothing is trained (zero-cost scores are taken at initialisation)",
     )
-    p.add_argument("--dataset", default=S, help=f"{DATASET_FORMS} (default {t.dataset})")
-    p.add_argument("--epochs", type=int, default=S, help=f"proxy training epochs (default {t.epochs})")
-    p.add_argument("--batch-size", type=int, default=S, help=f"proxy training batch size (default {t.batch_size})")
-    p.add_argument("--lr", type=float, default=S, help=f"peak AdamW learning rate (default {t.lr})")
+    add_proxy_flags(p, t)
     p.add_argument("--mixup", type=float, default=S, help="timm Mixup alpha, 0 = off (default 0)")
     p.add_argument("--cutmix", type=float, default=S, help="timm CutMix alpha, 0 = off (default 0)")
-    p.add_argument("--proxy-img-size", type=int, default=S, help=f"proxy training resolution (default {t.proxy_img_size})")
-    p.add_argument("--proxy-width-mult", type=float, default=S, help=f"proxy width multiplier (default {t.proxy_width_mult})")
-    p.add_argument("--proxy-depth-mult", type=float, default=S, help=f"proxy depth multiplier (default {t.proxy_depth_mult})")
-    p.add_argument("--train-images", type=int, default=S, help=f"train on at most this many images, drawn per class; 0: all (default {t.train_images})")
     p.add_argument("--scheduler", choices=SCHEDULERS, default=S, help="fifo, or asha to prune on val_acc (default fifo)")
     p.add_argument("--cpus-per-trial", type=int, default=S, help=f"CPU threads per trial (default {d.cpus_per_trial})")
     p.add_argument("--gpus-per-trial", type=float, default=S, help="GPUs per trial, fractional packs several (default 0; 0.25 with --device cuda)")
@@ -73,14 +66,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _options_from(args: argparse.Namespace) -> tuple[SearchOptions, set[str]]:
     """The options the flags give (the rest keep their defaults) and the flat names of those given."""
-    from archbench.search.options import SearchOptions
+    from archbench.cli._proxy_flags import proxy_values
     from archbench.quantity import parse_quantity
+    from archbench.search.options import SearchOptions
 
     given = {k: v for k, v in vars(args).items() if k in SearchOptions.flat_names()}
     if given.get("concurrency", 1) < 1:  # SearchOptions' 0 ("as the CPUs allow") is the flag left out
         raise UsageError(f"--concurrency must be >= 1, got {given['concurrency']} (leave it out to run CPUs / --cpus-per-trial trials at once)")
-    if given.get("train_images") == 0:
-        given["train_images"] = None  # the whole training split
+    given.update(proxy_values(given))  # --train-images 0: the whole training split
     for key in ("max_macs", "max_params"):
         if key in given:
             given[key] = parse_quantity(given[key], f"--{key.replace('_', '-')}", key)
