@@ -142,3 +142,33 @@ def test_conv_stem() -> None:
     assert stem.stride == 16
     assert stem(torch.randn(1, 3, 64, 96)).shape == (1, 48, 4, 6)
     assert count_params(stem) == 3 * 32 * 49 + 32 * 64 * 9 + 64 * 128 * 9 + 2 * (32 + 64 + 128) + 128 * 48 * 64 + 48
+
+
+@pytest.mark.parametrize("share", [True, False])
+def test_a_one_token_map_is_not_refined_so_eval_mode_matches_training(share: bool) -> None:
+    # A proxy's last stage can be 1×1: a softmax over one key is exactly 1, the same for every
+    # image, and BatchNorm over it drifts to zero variance; eval mode then amplified rounding into
+    # garbage (83% train-mode vs 5% eval-mode accuracy on a hybrid_vit proxy).
+    from archbench.blocks.refiner import RefinerAttention
+
+    torch.manual_seed(0)
+    attn = RefinerAttention(16, 2, qkv_bias=True, shared=share, refine=True, expansion=3, kernel=3)
+    x = torch.randn(8, 1, 16)
+    prev = torch.ones(8, 2, 1, 1)
+    for _ in range(200):  # the running statistics of a long training on one-token maps
+        attn(x, prev)
+    with torch.no_grad():
+        trained = attn(x, prev)[0]
+        attn.eval()
+        evaluated = attn(x, prev)[0]
+    assert torch.allclose(trained, evaluated, atol=1e-6)
+    assert evaluated.abs().max() < 10
+    # Maps of more than one token are refined as before: the refiner changes the output.
+    attn.train()
+    x2, prev2 = torch.randn(8, 4, 16), torch.rand(8, 2, 4, 4)
+    with torch.no_grad():
+        refined = attn(x2, prev2)[0]
+        del attn.refiner, attn.adapt_bn  # as a block without refinement
+        if share:
+            return  # a shared block cannot run without its refiner
+        assert not torch.allclose(refined, attn(x2, prev2)[0])
