@@ -12,8 +12,8 @@ from archbench.errors import UserError
 from archbench.registry import SpecError
 
 __all__ = [
-    "MAX_BATCH", "MAX_DEPTH", "MAX_DIM", "MAX_IMG_SIZE", "MAX_NUMBER", "MAX_SAMPLES",
-    "boolean", "closest", "describe", "finite", "integer", "mapping", "no_unknown", "option_in_range",
+    "BATCH_WHY", "IMG_SIZE_WHY", "MAX_BATCH", "MAX_DEPTH", "MAX_DIM", "MAX_IMG_SIZE", "MAX_NUMBER", "MAX_SAMPLES",
+    "boolean", "closest", "describe", "finite", "integer", "mapping", "no_unknown", "option_in_range", "range_message",
 ]
 
 # Sanity limits: a typo such as depth 1000000 would otherwise build for hours before failing.
@@ -32,6 +32,9 @@ MAX_BATCH = 65536
 # Architectures sampled by `archbench spaces` / `space show`: each one is built and counted (a few
 # ms each on the meta device), so 10000 is minutes of work; more says nothing a range does not.
 MAX_SAMPLES = 10000
+# Why each limit is what it is, as the messages and help texts say it.
+IMG_SIZE_WHY = "larger than any backbone is benchmarked at"
+BATCH_WHY = "twice the largest published training batch"
 
 
 def describe(value: Any) -> str:
@@ -106,9 +109,13 @@ def option_in_range(value: int, option: str, minimum: int, maximum: int, why: st
         archbench.errors.UserError: --samples must be between 0 and 10000 (each sample is built and counted), got 100000000
     """
     if not minimum <= value <= maximum:
-        shown = describe(value).removeprefix("int ")
-        raise UserError(f"{option} must be between {minimum} and {maximum} ({why}), got {shown}")
+        raise UserError(range_message(option, minimum, maximum, why, value))
     return value
+
+
+def range_message(option: str, minimum: int, maximum: int, why: str, value: Any) -> str:
+    """``--x must be between 1 and 10 (why), got 11``: the one wording of a refused size."""
+    return f"{option} must be between {minimum} and {maximum} ({why}), got {describe(value).removeprefix('int ')}"
 
 
 def boolean(value: Any, path: str) -> bool:

@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from archbench._validate import BATCH_WHY, IMG_SIZE_WHY, MAX_BATCH, MAX_IMG_SIZE, option_in_range
 from archbench.measure.cost import arch_cost, module_cost
 from archbench.measure.latency import DTYPES, Latency, measure_latency
 from archbench.measure.memory import Memory, measure_memory
@@ -119,6 +120,10 @@ def profile(
         >>> p.params, round(p.macs / 1e9, 2)
         (22050664, 4.61)
     """
+    # Refused before any work: a typo such as batch 1000000000 would otherwise allocate until killed.
+    if img_size is not None:
+        option_in_range(img_size, "--img-size", 1, MAX_IMG_SIZE, IMG_SIZE_WHY)
+    option_in_range(batch_size, "--batch-size", 1, MAX_BATCH, BATCH_WHY)
     check_device(device)
     if dtype not in DTYPES:
         raise SpecError("--dtype", f"expected one of {', '.join(DTYPES)}, got '{dtype}'")

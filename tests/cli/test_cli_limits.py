@@ -1,0 +1,41 @@
+"""Sizes past archbench._validate's limits are refused before any work: one line, exit status 2,
+within seconds, nothing written (issue 12)."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from archbench.cli import main
+
+IMG = "(larger than any backbone is benchmarked at)"
+BATCH = "(twice the largest published training batch)"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["profile", "deit_ti", "--img-size", "100000"], f"--img-size must be between 1 and 4096 {IMG}, got 100000"),
+        (["profile", "deit_ti", "--batch-size", "1000000000"], f"--batch-size must be between 1 and 65536 {BATCH}, got 1000000000"),
+        (["search", "--proxy-img-size", "100000"], f"--proxy-img-size must be between 8 and 4096 {IMG}, got 100000"),
+        (["search", "--batch-size", "1000000000"], f"--batch-size must be between 1 and 65536 {BATCH}, got 1000000000"),
+        (["search", "--latency-batch-size", "1000000000"], f"--latency-batch-size must be between 1 and 65536 {BATCH}, got 1000000000"),
+        (["fidelity", "--batch-size", "1000000000"], f"--batch-size must be between 1 and 65536 {BATCH}, got 1000000000"),
+    ],
+)
+def test_a_huge_size_is_one_line_at_once(capsys, tmp_path, monkeypatch, argv, message):
+    monkeypatch.chdir(tmp_path)  # a search would write runs/ here
+    started = time.monotonic()
+    assert main(argv) == 2
+    out, err = capsys.readouterr()
+    assert err == f"archbench: error: {message}\n" and out == ""
+    assert time.monotonic() - started < 10
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_limits_are_in_the_help(capsys):
+    for command, flags in (("profile", ("1 to 4096", "1 to 65536")), ("search", ("8 to 4096", "1 to 65536"))):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        text = " ".join(capsys.readouterr().out.split())
+        assert all(f in text for f in flags), command
