@@ -5,6 +5,7 @@ weights) or an ``nn.Module``; params and MACs come from ``arch_cost`` (``module_
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,6 +59,8 @@ def resolve_model(target: ArchSpec | nn.Module | str, *, img_size: int | None = 
     from archbench.builder import build
 
     name, arch, model, size = _resolve(target, img_size)
+    if arch is not None:
+        check_buildable(arch, target if isinstance(target, str) else name, img_size=size)
     return name, model if model is not None else build(arch, img_size=size), size, arch.hash if arch else None
 
 
@@ -91,6 +94,34 @@ def _timm_model(name: str, img_size: int | None) -> tuple[str, nn.Module, int, N
         except TypeError:
             pass  # convolutional models take any size without being told
     return f"timm:{name}", model, size, None
+
+
+def physical_memory() -> int:
+    """Bytes of RAM on this machine (0 where the OS does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 0
+
+
+def check_buildable(arch: ArchSpec, label: str, *, img_size: int | None = None) -> None:
+    """Refuse ``arch`` when its float32 weights alone would take more than half of this machine's RAM.
+
+    Counted on the meta device (nothing allocated), before the real build that would otherwise
+    allocate until the OS kills the process: every key can lie within its own bound (dim 65536,
+    depth 1024) while the whole asks for terabytes. Half: the audited count, the timed model and
+    its activations must fit beside the weights.
+    """
+    from archbench.quantity import format_quantity
+
+    memory = physical_memory()
+    params = arch_cost(arch, img_size=img_size).params
+    if memory and params * 4 > memory // 2:
+        raise SpecError(
+            label,
+            f"{format_quantity(params)} parameters ({format_quantity(params * 4)}B of float32 weights) "
+            f"cannot be built on this machine ({memory / 2**30:.1f} GiB of memory)",
+        )
 
 
 def check_device(device: str) -> str:
@@ -128,6 +159,8 @@ def profile(
     if dtype not in DTYPES:
         raise SpecError("--dtype", f"expected one of {', '.join(DTYPES)}, got '{dtype}'")
     name, arch, model, size = _resolve(target, img_size)
+    if arch is not None:
+        check_buildable(arch, target if isinstance(target, str) else name, img_size=size)
     # Per image: MACs scale linearly with batch.
     cost = arch_cost(arch, img_size=size, audited=True) if arch is not None else module_cost(model, size)  # type: ignore[arg-type]
     lat = mem = None

@@ -2,6 +2,7 @@
 within seconds, nothing written (issue 12)."""
 from __future__ import annotations
 
+import importlib
 import time
 
 import pytest
@@ -39,3 +40,15 @@ def test_the_limits_are_in_the_help(capsys):
             main([command, "--help"])
         text = " ".join(capsys.readouterr().out.split())
         assert all(f in text for f in flags), command
+
+
+def test_a_model_too_large_for_this_machine_is_refused_before_it_is_built(capsys, repo):
+    physical_memory = importlib.import_module("archbench.measure.profile").physical_memory  # the package's `profile` is the function
+
+    path = repo / "tests" / "fixtures" / "bad_inputs" / "architectures" / "huge_model.yaml"
+    started = time.monotonic()
+    assert main(["profile", str(path)]) == 2
+    out, err = capsys.readouterr()
+    gib = f"{physical_memory() / 2**30:.1f} GiB"
+    assert err == f"archbench: error: {path}: 35.2 T parameters (141 TB of float32 weights) cannot be built on this machine ({gib} of memory)\n"
+    assert out == "" and time.monotonic() - started < 30  # the meta-device count of 1024 blocks takes a few seconds
