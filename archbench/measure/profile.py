@@ -6,13 +6,15 @@ weights) or an ``nn.Module``; params and MACs come from ``arch_cost`` (``module_
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 from torch import nn
 
 from archbench._validate import BATCH_WHY, IMG_SIZE_WHY, MAX_BATCH, MAX_IMG_SIZE, option_in_range
+from archbench.errors import UserError
 from archbench.measure.cost import arch_cost, module_cost
 from archbench.measure.latency import DTYPES, Latency, measure_latency
 from archbench.measure.memory import Memory, measure_memory
@@ -124,6 +126,21 @@ def check_buildable(arch: ArchSpec, label: str, *, img_size: int | None = None) 
         )
 
 
+@contextmanager
+def _out_of_memory_as_user_error(name: str, batch_size: int, img_size: int, device: str) -> Iterator[None]:
+    """An allocation the user's batch and resolution asked for that fails: their input, one line."""
+    try:
+        yield
+    except RuntimeError as err:  # torch.cuda.OutOfMemoryError is one
+        text = str(err)
+        if not (isinstance(err, torch.cuda.OutOfMemoryError) or "can't allocate memory" in text or "out of memory" in text.lower()):
+            raise
+        raise UserError(
+            f"{name}: out of memory on {device} at batch {batch_size} × {img_size}×{img_size} px "
+            "(--batch-size × --img-size): try a smaller batch or resolution"
+        ) from None
+
+
 def check_device(device: str) -> str:
     if device == "cuda" or device.startswith("cuda:"):
         if not torch.cuda.is_available():
@@ -168,10 +185,11 @@ def profile(
         from archbench.builder import build
 
         model = build(arch, img_size=size)  # type: ignore[arg-type]
-    if latency:
-        lat = measure_latency(model, size, batch_size=batch_size, device=device, dtype=dtype, threads=threads)
-    if memory:
-        mem = measure_memory(model, size, batch_size=batch_size, device=device, dtype=dtype)
+    with _out_of_memory_as_user_error(name, batch_size, size, device):
+        if latency:
+            lat = measure_latency(model, size, batch_size=batch_size, device=device, dtype=dtype, threads=threads)
+        if memory:
+            mem = measure_memory(model, size, batch_size=batch_size, device=device, dtype=dtype)
     return Profile(
         name=name,
         img_size=size,

@@ -6,6 +6,7 @@ import importlib
 import time
 
 import pytest
+import torch
 
 from archbench.cli import main
 
@@ -52,3 +53,34 @@ def test_a_model_too_large_for_this_machine_is_refused_before_it_is_built(capsys
     gib = f"{physical_memory() / 2**30:.1f} GiB"
     assert err == f"archbench: error: {path}: 35.2 T parameters (141 TB of float32 weights) cannot be built on this machine ({gib} of memory)\n"
     assert out == "" and time.monotonic() - started < 30  # the meta-device count of 1024 blocks takes a few seconds
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        RuntimeError("[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't allocate memory: you tried to allocate 602112000000 bytes"),
+        torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB"),
+    ],
+)
+@pytest.mark.parametrize("measure", ["measure_latency", "measure_memory"])
+def test_out_of_memory_while_measuring_names_the_size_asked_for(capsys, monkeypatch, error, measure):
+    def fail(*_args, **_kwargs):
+        raise error
+
+    module = importlib.import_module("archbench.measure.profile")
+    monkeypatch.setattr(module, "measure_latency", lambda *_args, **_kwargs: None)  # nothing is really measured at this size
+    monkeypatch.setattr(module, measure, fail)
+    assert main(["profile", "deit_ti", "--batch-size", "4096", "--img-size", "1024", "--threads", "1"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err == (
+        "archbench: error: deit_ti: out of memory on cpu at batch 4096 × 1024×1024 px (--batch-size × --img-size): try a smaller batch or resolution\n"
+    )
+
+
+def test_other_runtime_errors_while_measuring_stay_bugs(monkeypatch):
+    def fail(*_args, **_kwargs):
+        raise RuntimeError("mat1 and mat2 shapes cannot be multiplied")
+
+    monkeypatch.setattr(importlib.import_module("archbench.measure.profile"), "measure_latency", fail)
+    with pytest.raises(RuntimeError, match="shapes cannot be multiplied"):
+        main(["profile", "deit_ti", "--threads", "1"])
