@@ -8,9 +8,13 @@ import math
 import reprlib
 from typing import Any, Iterable, Mapping
 
+from archbench.errors import UserError
 from archbench.registry import SpecError
 
-__all__ = ["MAX_DEPTH", "MAX_DIM", "MAX_NUMBER", "boolean", "closest", "describe", "finite", "integer", "mapping", "no_unknown"]
+__all__ = [
+    "BATCH_WHY", "IMG_SIZE_WHY", "MAX_BATCH", "MAX_DEPTH", "MAX_DIM", "MAX_IMG_SIZE", "MAX_NUMBER", "MAX_SAMPLES",
+    "boolean", "closest", "describe", "finite", "integer", "mapping", "no_unknown", "option_in_range", "range_message",
+]
 
 # Sanity limits: a typo such as depth 1000000 would otherwise build for hours before failing.
 MAX_DEPTH = 1024
@@ -18,6 +22,19 @@ MAX_DIM = 65536
 # Any other number a spec holds (heads, kernel, mlp_ratio, ...): no layer size, count or ratio comes
 # near it, and 10**40, 1e300 or inf fail here rather than as an overflow deep inside torch.
 MAX_NUMBER = 2**31 - 1
+# Limits of command-line sizes, checked before any work. Input resolution: published backbones are
+# measured at 224-1024 px (SAM's 1024 the largest in common use); 4096 px leaves 4x headroom, while
+# a ViT at 4096 px already has 65536 tokens, a 16 GiB attention matrix a head at batch 1.
+MAX_IMG_SIZE = 4096
+# Batch size (latency, memory, proxy training): the largest published training batches are 32k
+# (LAMB, LARS); 65536 is twice that, and already 37 GiB of float32 input at 224 px.
+MAX_BATCH = 65536
+# Architectures sampled by `archbench spaces` / `space show`: each one is built and counted (a few
+# ms each on the meta device), so 10000 is minutes of work; more says nothing a range does not.
+MAX_SAMPLES = 10000
+# Why each limit is what it is, as the messages and help texts say it.
+IMG_SIZE_WHY = "larger than any backbone is benchmarked at"
+BATCH_WHY = "twice the largest published training batch"
 
 
 def describe(value: Any) -> str:
@@ -81,6 +98,24 @@ def integer(value: Any, path: str, *, minimum: int | None = None, maximum: int =
         raise SpecError(path, f"expected an integer{bound}, got {describe(value)}")
     finite(value, path, maximum=maximum)
     return value
+
+
+def option_in_range(value: int, option: str, minimum: int, maximum: int, why: str) -> int:
+    """``value`` of the command-line ``option`` if within [minimum, maximum], else a UserError saying the limit and ``why``.
+
+    Example:
+        >>> option_in_range(10**8, "--samples", 0, MAX_SAMPLES, "each sample is built and counted")
+        Traceback (most recent call last):
+        archbench.errors.UserError: --samples must be between 0 and 10000 (each sample is built and counted), got 100000000
+    """
+    if not minimum <= value <= maximum:
+        raise UserError(range_message(option, minimum, maximum, why, value))
+    return value
+
+
+def range_message(option: str, minimum: int, maximum: int, why: str, value: Any) -> str:
+    """``--x must be between 1 and 10 (why), got 11``: the one wording of a refused size."""
+    return f"{option} must be between {minimum} and {maximum} ({why}), got {describe(value).removeprefix('int ')}"
 
 
 def boolean(value: Any, path: str) -> bool:

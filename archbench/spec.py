@@ -17,6 +17,7 @@ import yaml
 from archbench._validate import (
     MAX_DEPTH,
     MAX_DIM,
+    MAX_IMG_SIZE,
     boolean,
     integer,
     mapping,
@@ -50,7 +51,7 @@ class InputSpec:
         raw = mapping(raw, path)
         no_unknown(raw, ("img_size", "in_chans", "num_classes"), path)
         return cls(
-            img_size=integer(raw.get("img_size", 224), f"{path}.img_size", minimum=1),
+            img_size=integer(raw.get("img_size", 224), f"{path}.img_size", minimum=1, maximum=MAX_IMG_SIZE),
             in_chans=integer(raw.get("in_chans", 3), f"{path}.in_chans", minimum=1),
             num_classes=integer(raw.get("num_classes", 1000), f"{path}.num_classes", minimum=min_classes),
         )

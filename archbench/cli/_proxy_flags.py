@@ -15,6 +15,7 @@ PROXY_FLAGS = ("dataset", "epochs", "train_images", "batch_size", "lr", "proxy_i
 
 def add_proxy_flags(parser: argparse.ArgumentParser, defaults: TrainConfig) -> None:
     """Add the proxy flags to ``parser``; left out, each keeps ``defaults``' value (argparse.SUPPRESS)."""
+    from archbench._validate import MAX_BATCH, MAX_IMG_SIZE
     from archbench.train.config import DATASET_FORMS
 
     S = argparse.SUPPRESS
@@ -22,9 +23,9 @@ def add_proxy_flags(parser: argparse.ArgumentParser, defaults: TrainConfig) -> N
     parser.add_argument("--epochs", type=int, default=S, help=f"proxy training epochs (default {defaults.epochs})")
     parser.add_argument("--train-images", type=int, default=S,
                         help=f"train on at most this many images, drawn per class; 0: all (default {defaults.train_images})")
-    parser.add_argument("--batch-size", type=int, default=S, help=f"proxy training batch size (default {defaults.batch_size})")
+    parser.add_argument("--batch-size", type=int, default=S, help=f"proxy training batch size, 1 to {MAX_BATCH} (default {defaults.batch_size})")
     parser.add_argument("--lr", type=float, default=S, help=f"peak AdamW learning rate (default {defaults.lr})")
-    parser.add_argument("--proxy-img-size", type=int, default=S, help=f"proxy training resolution (default {defaults.proxy_img_size})")
+    parser.add_argument("--proxy-img-size", type=int, default=S, help=f"proxy training resolution, 8 to {MAX_IMG_SIZE} (default {defaults.proxy_img_size})")
     parser.add_argument("--proxy-width-mult", type=float, default=S, help=f"proxy width multiplier (default {defaults.proxy_width_mult})")
     parser.add_argument("--proxy-depth-mult", type=float, default=S, help=f"proxy depth multiplier (default {defaults.proxy_depth_mult})")
 

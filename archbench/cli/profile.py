@@ -6,6 +6,7 @@ import argparse
 
 from rich.table import Table
 
+from archbench._validate import MAX_BATCH, MAX_IMG_SIZE
 from archbench.cli import UsageError
 from archbench.cli._output import console, print_json, quiet_libraries
 
@@ -18,8 +19,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "(.yaml/.json), or timm:MODEL_NAME for any timm model (built without weights).",
     )
     parser.add_argument("target", metavar="NAME_OR_FILE", help="zoo preset, spec file, or timm:MODEL")
-    parser.add_argument("--img-size", type=int, default=None, help="input resolution (default: the model's own)")
-    parser.add_argument("--batch-size", type=int, default=1, help="batch size for latency and memory (default 1)")
+    parser.add_argument("--img-size", type=int, default=None, help=f"input resolution, 1 to {MAX_IMG_SIZE} (default: the model's own)")
+    parser.add_argument("--batch-size", type=int, default=1, help=f"batch size for latency and memory, 1 to {MAX_BATCH} (default 1)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for latency (default: torch's)")
     parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"), help="latency dtype (autocast)")
@@ -32,10 +33,6 @@ def run(args: argparse.Namespace) -> int:
     from archbench.measure import profile
 
     quiet_libraries()
-    if args.img_size is not None and args.img_size < 1:
-        raise UsageError(f"--img-size must be >= 1, got {args.img_size}")
-    if args.batch_size < 1:
-        raise UsageError(f"--batch-size must be >= 1, got {args.batch_size}")
     if args.threads is not None and args.threads < 1:
         raise UsageError(f"--threads must be >= 1, got {args.threads}")
     result = profile(

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 def register(subparsers: argparse._SubParsersAction) -> None:
     from archbench.objectives import DEFAULT_OBJECTIVES, OBJECTIVES
     from archbench.search.options import SAMPLERS, SCHEDULERS, SearchOptions
+    from archbench._validate import MAX_BATCH
     from archbench.cli._proxy_flags import add_proxy_flags
 
     d = SearchOptions()
@@ -58,7 +59,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-macs", default=S, help="override the space's max_macs, e.g. 2G")
     p.add_argument("--max-params", default=S, help="override the space's max_params, e.g. 20M")
     p.add_argument("--time-budget", type=float, default=S, dest="time_budget_min", help="minutes after which no new trial starts")
-    p.add_argument("--latency-batch-size", type=int, default=S, help="batch size of latency measurements (default 1)")
+    p.add_argument("--latency-batch-size", type=int, default=S, help=f"batch size of latency measurements, 1 to {MAX_BATCH} (default 1)")
     p.add_argument("--top", type=int, default=10, help="leaderboard rows printed at the end")
     p.add_argument("--no-live", action="store_true", help="no live view: one line per finished trial")
     p.set_defaults(run=run)

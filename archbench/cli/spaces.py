@@ -10,6 +10,7 @@ from typing import Any
 from rich.table import Table
 from rich.tree import Tree
 
+from archbench._validate import MAX_SAMPLES, option_in_range
 from archbench.cli import UsageError
 from archbench.cli._output import console, print_json, quiet_libraries
 
@@ -23,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     spaces.add_argument("--json", action="store_true", help="print JSON on stdout and nothing else")
     spaces.add_argument("--no-ranges", action="store_true", help="skip the MACs/params ranges (no model is built)")
-    spaces.add_argument("--range-samples", type=_positive_int, default=None, metavar="N", help="samples per range estimate (default 24)")
+    spaces.add_argument("--range-samples", type=_positive_int, default=None, metavar="N", help=f"samples per range estimate, 1 to {MAX_SAMPLES} (default 24)")
     spaces.set_defaults(run=run_spaces)
 
     space = subparsers.add_parser("space", help="inspect one search space", description="Inspect one search space.")
@@ -35,7 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "NAME_OR_FILE is a shipped space, a space file, a zoo preset or an architecture file.",
     )
     show.add_argument("space", metavar="NAME_OR_FILE")
-    show.add_argument("--samples", type=_non_negative_int, default=3, metavar="K", help="architectures to sample (default 3)")
+    show.add_argument("--samples", type=_non_negative_int, default=3, metavar="K", help=f"architectures to sample, 0 to {MAX_SAMPLES} (default 3)")
     show.add_argument("--seed", type=int, default=0, metavar="S", help="first seed; sample i uses seed S+i (default 0)")
     show.add_argument("--unconstrained", action="store_true", help="ignore the space's constraints when sampling")
     show.add_argument("--json", action="store_true", help="print JSON on stdout and nothing else")
@@ -45,6 +46,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _space_usage(args: argparse.Namespace) -> int:
     raise UsageError("space: say what to do, e.g. `archbench space show hybrid_vit` (see `archbench space --help`)")
+
+
+_SAMPLES_WHY = "each sample is built and counted"
 
 
 def _positive_int(text: str) -> int:
@@ -66,6 +70,8 @@ def _non_negative_int(text: str) -> int:
 
 # ---- archbench spaces ------------------------------------------------------------------------
 def run_spaces(args: argparse.Namespace) -> int:
+    if args.range_samples is not None:
+        option_in_range(args.range_samples, "--range-samples", 1, MAX_SAMPLES, _SAMPLES_WHY)
     quiet_libraries()
     from archbench import space as spaces_lib
 
@@ -119,6 +125,7 @@ def _short(value: float) -> str:
 
 # ---- archbench space show --------------------------------------------------------------------
 def run_show(args: argparse.Namespace) -> int:
+    option_in_range(args.samples, "--samples", 0, MAX_SAMPLES, _SAMPLES_WHY)
     quiet_libraries()
     from archbench import space as spaces_lib
 

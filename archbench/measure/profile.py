@@ -5,12 +5,16 @@ weights) or an ``nn.Module``; params and MACs come from ``arch_cost`` (``module_
 """
 from __future__ import annotations
 
+import os
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 from torch import nn
 
+from archbench._validate import BATCH_WHY, IMG_SIZE_WHY, MAX_BATCH, MAX_IMG_SIZE, option_in_range
+from archbench.errors import UserError
 from archbench.measure.cost import arch_cost, module_cost
 from archbench.measure.latency import DTYPES, Latency, measure_latency
 from archbench.measure.memory import Memory, measure_memory
@@ -57,6 +61,8 @@ def resolve_model(target: ArchSpec | nn.Module | str, *, img_size: int | None = 
     from archbench.builder import build
 
     name, arch, model, size = _resolve(target, img_size)
+    if arch is not None:
+        check_buildable(arch, target if isinstance(target, str) else name, img_size=size)
     return name, model if model is not None else build(arch, img_size=size), size, arch.hash if arch else None
 
 
@@ -92,6 +98,49 @@ def _timm_model(name: str, img_size: int | None) -> tuple[str, nn.Module, int, N
     return f"timm:{name}", model, size, None
 
 
+def physical_memory() -> int:
+    """Bytes of RAM on this machine (0 where the OS does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 0
+
+
+def check_buildable(arch: ArchSpec, label: str, *, img_size: int | None = None) -> None:
+    """Refuse ``arch`` when its float32 weights alone would take more than half of this machine's RAM.
+
+    Counted on the meta device (nothing allocated), before the real build that would otherwise
+    allocate until the OS kills the process: every key can lie within its own bound (dim 65536,
+    depth 1024) while the whole asks for terabytes. Half: the audited count, the timed model and
+    its activations must fit beside the weights.
+    """
+    from archbench.quantity import format_quantity
+
+    memory = physical_memory()
+    params = arch_cost(arch, img_size=img_size).params
+    if memory and params * 4 > memory // 2:
+        raise SpecError(
+            label,
+            f"{format_quantity(params)} parameters ({format_quantity(params * 4)}B of float32 weights) "
+            f"cannot be built on this machine ({memory / 2**30:.1f} GiB of memory)",
+        )
+
+
+@contextmanager
+def _out_of_memory_as_user_error(name: str, batch_size: int, img_size: int, device: str) -> Iterator[None]:
+    """An allocation the user's batch and resolution asked for that fails: their input, one line."""
+    try:
+        yield
+    except RuntimeError as err:  # torch.cuda.OutOfMemoryError is one
+        text = str(err)
+        if not (isinstance(err, torch.cuda.OutOfMemoryError) or "can't allocate memory" in text or "out of memory" in text.lower()):
+            raise
+        raise UserError(
+            f"{name}: out of memory on {device} at batch {batch_size} × {img_size}×{img_size} px "
+            "(--batch-size × --img-size): try a smaller batch or resolution"
+        ) from None
+
+
 def check_device(device: str) -> str:
     if device == "cuda" or device.startswith("cuda:"):
         if not torch.cuda.is_available():
@@ -119,10 +168,16 @@ def profile(
         >>> p.params, round(p.macs / 1e9, 2)
         (22050664, 4.61)
     """
+    # Refused before any work: a typo such as batch 1000000000 would otherwise allocate until killed.
+    if img_size is not None:
+        option_in_range(img_size, "--img-size", 1, MAX_IMG_SIZE, IMG_SIZE_WHY)
+    option_in_range(batch_size, "--batch-size", 1, MAX_BATCH, BATCH_WHY)
     check_device(device)
     if dtype not in DTYPES:
         raise SpecError("--dtype", f"expected one of {', '.join(DTYPES)}, got '{dtype}'")
     name, arch, model, size = _resolve(target, img_size)
+    if arch is not None:
+        check_buildable(arch, target if isinstance(target, str) else name, img_size=size)
     # Per image: MACs scale linearly with batch.
     cost = arch_cost(arch, img_size=size, audited=True) if arch is not None else module_cost(model, size)  # type: ignore[arg-type]
     lat = mem = None
@@ -130,10 +185,11 @@ def profile(
         from archbench.builder import build
 
         model = build(arch, img_size=size)  # type: ignore[arg-type]
-    if latency:
-        lat = measure_latency(model, size, batch_size=batch_size, device=device, dtype=dtype, threads=threads)
-    if memory:
-        mem = measure_memory(model, size, batch_size=batch_size, device=device, dtype=dtype)
+    with _out_of_memory_as_user_error(name, batch_size, size, device):
+        if latency:
+            lat = measure_latency(model, size, batch_size=batch_size, device=device, dtype=dtype, threads=threads)
+        if memory:
+            mem = measure_memory(model, size, batch_size=batch_size, device=device, dtype=dtype)
     return Profile(
         name=name,
         img_size=size,

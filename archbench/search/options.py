@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from archbench._validate import BATCH_WHY, MAX_BATCH, range_message
 from archbench.errors import UserError
 from archbench.objectives import (
     DEFAULT_OBJECTIVES,
@@ -70,6 +71,7 @@ class SearchOptions:
             (self.max_macs is None or self.max_macs > 0, "--max-macs must be > 0"),
             (self.max_params is None or self.max_params > 0, "--max-params must be > 0"),
             (self.latency_batch_size >= 1, "--latency-batch-size must be >= 1"),
+            (self.latency_batch_size <= MAX_BATCH, range_message("--latency-batch-size", 1, MAX_BATCH, BATCH_WHY, self.latency_batch_size)),
         ]
         for ok, message in checks:
             if not ok:

@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from archbench._validate import BATCH_WHY, IMG_SIZE_WHY, MAX_BATCH, MAX_IMG_SIZE, range_message
 from archbench.errors import UserError
 
 if TYPE_CHECKING:
@@ -54,14 +55,14 @@ class TrainConfig:
         dataset: ``digits`` | ``fashion-mnist`` | ``fashion-mnist:PATH`` | ``fashion-mnist-subset`` |
             ``cifar10:PATH`` | ``cifar100:PATH`` | ``folder:PATH`` (see :func:`~archbench.train.load_dataset`).
         epochs: epochs to train, >= 1.
-        batch_size: training batch size (even when Mixup/CutMix is on).
+        batch_size: training batch size (even when Mixup/CutMix is on), at most 65536.
         lr: peak learning rate.
         weight_decay: AdamW decoupled weight decay.
         warmup_epochs: linear warm-up from ``lr / 100``, in (fractional) epochs; capped below the run's length.
         label_smoothing: label smoothing of the targets, in [0, 1).
         mixup: Mixup alpha (0: off).
         cutmix: CutMix alpha (0: off).
-        proxy_img_size: resolution of the proxy and its dataset.
+        proxy_img_size: resolution of the proxy and its dataset, 8 to 4096.
         proxy_width_mult: factor on every width of the architecture, in (0, 1].
         proxy_depth_mult: factor on every stage depth, in (0, 1].
         train_images: train on at most this many images of the training split, drawn per class
@@ -101,6 +102,7 @@ class TrainConfig:
         checks = [
             (_is_int(self.epochs) and self.epochs >= 1, f"--epochs must be an integer >= 1, got {self.epochs!r}"),
             (_is_int(self.batch_size) and self.batch_size >= 1, f"--batch-size must be an integer >= 1, got {self.batch_size!r}"),
+            (not _is_int(self.batch_size) or self.batch_size <= MAX_BATCH, range_message("--batch-size", 1, MAX_BATCH, BATCH_WHY, self.batch_size)),
             (self.lr > 0, f"--lr must be > 0, got {self.lr!r}"),
             (self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay!r}"),
             (self.warmup_epochs >= 0, f"warmup_epochs must be >= 0, got {self.warmup_epochs!r}"),
@@ -114,6 +116,7 @@ class TrainConfig:
                 f"--batch-size: Mixup/CutMix mix pairs of images: batch_size must be even, got {self.batch_size}",
             ),
             (_is_int(self.proxy_img_size) and self.proxy_img_size >= 8, "--proxy-img-size must be >= 8"),
+            (not _is_int(self.proxy_img_size) or self.proxy_img_size <= MAX_IMG_SIZE, range_message("--proxy-img-size", 8, MAX_IMG_SIZE, IMG_SIZE_WHY, self.proxy_img_size)),
             (0 < self.proxy_width_mult <= 1, "--proxy-width-mult must be in (0, 1]"),
             (0 < self.proxy_depth_mult <= 1, "--proxy-depth-mult must be in (0, 1]"),
             (
@@ -129,7 +132,8 @@ class TrainConfig:
             (self.threads is None or self.threads >= 1, f"threads must be >= 1, got {self.threads}"),
             (self.min_lr >= 0 and math.isfinite(self.min_lr), f"min_lr must be >= 0, got {self.min_lr!r}"),
             (self.clip_grad is None or self.clip_grad > 0, f"clip_grad must be > 0 (None: off), got {self.clip_grad!r}"),
-            (self.eval_batch_size is None or self.eval_batch_size >= 1, f"eval_batch_size must be >= 1, got {self.eval_batch_size!r}"),
+            (self.eval_batch_size is None or 1 <= self.eval_batch_size <= MAX_BATCH,
+             range_message("eval_batch_size", 1, MAX_BATCH, BATCH_WHY, self.eval_batch_size)),
         ]
         for ok, message in checks:
             if not ok:

@@ -46,7 +46,7 @@ def test_profile_a_hand_written_file_and_a_timm_model(capsys, repo):
         (["profile", "missing.yaml"], "missing.yaml: cannot read"),
         (["profile", "timm:not_a_model_at_all"], "unknown timm model 'not_a_model_at_all'"),
         (["profile", "deit_s", "--device", "tpu"], "--device: expected cpu or cuda"),
-        (["profile", "deit_s", "--batch-size", "0"], "--batch-size must be >= 1"),
+        (["profile", "deit_s", "--batch-size", "0"], "--batch-size must be between 1 and 65536"),
         (["profile", "deit_s", "--threads", "0"], "--threads must be >= 1, got 0"),
         (["profile", "deit_s", "--threads", "-3"], "--threads must be >= 1, got -3"),
         (["reproduce", "swin_xl"], "unknown zoo preset 'swin_xl'"),

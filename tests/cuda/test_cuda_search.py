@@ -44,7 +44,7 @@ def test_out_of_memory_trial_is_failed_and_the_search_completes(tmp_path):
     # large model at a large proxy resolution to overflow the device: full Swin-B at 224 px.
     done = run_cli(
         "search", "--space", "swin_b", "--trials", "1", "--device", "cuda", "--gpus-per-trial", "1",
-        "--epochs", "1", "--batch-size", "1000000", "--proxy-img-size", "224", "--proxy-width-mult", "1",
+        "--epochs", "1", "--batch-size", "65536", "--proxy-img-size", "224", "--proxy-width-mult", "1",
         "--proxy-depth-mult", "1", "--run-dir", str(run_dir), "--no-live", timeout=300,
     )
     assert done.returncode == 0, done.stderr[-3000:]

@@ -82,6 +82,23 @@ def test_negative_sample_count_is_rejected(capsys: pytest.CaptureFixture[str]) -
     assert err.value.code == 2
 
 
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["spaces", "--range-samples", "1000000000000"],
+         "--range-samples must be between 1 and 10000 (each sample is built and counted), got 1000000000000"),
+        (["space", "show", "tiny_cpu", "--samples", "100000000"],
+         "--samples must be between 0 and 10000 (each sample is built and counted), got 100000000"),
+    ],
+)
+def test_a_huge_sample_count_is_refused_at_once(capsys: pytest.CaptureFixture[str], argv: list[str], message: str) -> None:
+    started = time.monotonic()
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.err == f"archbench: error: {message}\n" and captured.out == ""
+    assert time.monotonic() - started < 5
+
+
 @pytest.mark.slow
 def test_space_show_hybrid_vit_five_samples_in_under_ten_seconds(repo: Path) -> None:
     # The budget is for a 2-core machine doing nothing else; on a busy one the timing says nothing.
