@@ -47,12 +47,11 @@ def test_a_model_too_large_for_this_machine_is_refused_before_it_is_built(capsys
     physical_memory = importlib.import_module("archbench.measure.profile").physical_memory  # the package's `profile` is the function
 
     path = repo / "tests" / "fixtures" / "bad_inputs" / "architectures" / "huge_model.yaml"
-    started = time.monotonic()
-    assert main(["profile", str(path)]) == 2
+    assert main(["profile", str(path)]) == 2  # had it been built, 141 TB would have been asked of the allocator
     out, err = capsys.readouterr()
     gib = f"{physical_memory() / 2**30:.1f} GiB"
     assert err == f"archbench: error: {path}: 35.2 T parameters (141 TB of float32 weights) cannot be built on this machine ({gib} of memory)\n"
-    assert out == "" and time.monotonic() - started < 30  # the meta-device count of 1024 blocks takes a few seconds
+    assert out == ""
 
 
 @pytest.mark.parametrize(
