@@ -4,7 +4,18 @@ The CLI prints a ``UserError`` as one line with exit status 2; anything else is 
 """
 from __future__ import annotations
 
-__all__ = ["UserError"]
+__all__ = ["UserError", "error_line"]
+
+
+def error_line(err: BaseException, limit: int = 500) -> str:
+    """``Type: first line of the message``, at most ``limit`` characters: how a failure is recorded as data.
+
+    Example:
+        >>> error_line(RuntimeError("out of memory\\nat step 3"))
+        'RuntimeError: out of memory'
+    """
+    lines = f"{type(err).__name__}: {err}".strip().splitlines()
+    return (lines[0] if lines else type(err).__name__)[:limit]
 
 
 class UserError(ValueError):

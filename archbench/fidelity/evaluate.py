@@ -20,29 +20,21 @@ if TYPE_CHECKING:
 def evaluate(evaluation: Evaluation, planned: PlannedArch, data: Dataset, config: TrainConfig) -> dict[str, Any]:
     """Train ``planned``'s proxy under ``config`` (its seed already the evaluation's); returns the
     record's fields: status, error, the training columns, the zero-cost columns and timestamps."""
+    from archbench.errors import error_line
     from archbench.train import train_proxy
+    from archbench.train.zero_cost import zero_cost_record
 
     fields: dict[str, Any] = {"started_at": time.time(), "hostname": socket.gethostname(), **config.record_fields()}
     try:
         proxy = config.proxy_of(planned.arch, data)
         if evaluation.fidelity == PROXY:
-            fields.update(_zero_cost(proxy, data, config))
+            fields.update(zero_cost_record(proxy, data, config))
         result = train_proxy(proxy, data, config)
         fields.update(result.record_fields(), status="ok")
     except Exception as err:  # one architecture failing is a result of the study, not its end
-        lines = f"{type(err).__name__}: {err}".strip().splitlines()
-        fields.update(status="failed", error=(lines[0] if lines else type(err).__name__)[:500], traceback=traceback.format_exc(limit=8)[-4000:])
+        fields.update(status="failed", error=error_line(err), traceback=traceback.format_exc(limit=8)[-4000:])
     fields["finished_at"] = time.time()
     return fields
-
-
-def _zero_cost(proxy: Any, data: Dataset, config: TrainConfig) -> dict[str, Any]:
-    from archbench.train.zero_cost import zero_cost_of
-
-    try:
-        return zero_cost_of(proxy, data, config)
-    except Exception as err:  # a score that cannot be computed is missing, the training still counts
-        return {"zero_cost_error": f"{type(err).__name__}: {err}"[:500]}
 
 
 def config_for(evaluation: Evaluation, proxy: TrainConfig, reference: TrainConfig, *, device: str, threads: int) -> TrainConfig:

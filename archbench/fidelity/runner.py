@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from archbench.errors import UserError
 from archbench.fidelity.options import FidelityOptions
-from archbench.fidelity.plan import PROXY, REFERENCE, Evaluation, FidelityPlan, make_plan
+from archbench.fidelity.plan import PROXY, REFERENCE, Evaluation, FidelityPlan, PlannedArch, make_plan
 from archbench.search.ray_session import RayUnavailable
 from archbench.store.run import Manifest, RunDirLock, RunFolder
 
@@ -88,13 +88,7 @@ def run_fidelity(
 
 
 def _reopen(options: FidelityOptions, command: list[str], overrides: set[str], lock: RunDirLock) -> tuple[FidelityOptions, RunFolder, Manifest]:
-    if not options.run_dir:
-        raise UserError("--resume needs --run-dir of the study to continue")
-    folder = RunFolder.open(options.run_dir)
-    manifest = folder.read_manifest()
-    if manifest.kind != FIDELITY:
-        raise UserError(f"--run-dir: {folder.path} holds a {manifest.kind} run, not a fidelity study")
-    lock.acquire(folder.path)
+    folder, manifest = RunFolder.reopen(options.run_dir, FIDELITY, what="a fidelity study", lock=lock)
     stored = FidelityOptions.from_dict(manifest.options)
     updates = {k: getattr(options, k) for k in overrides & CHANGEABLE_ON_RESUME}
     options = replace(stored, resume=True, run_dir=str(folder.path), **updates)
@@ -178,7 +172,7 @@ def _run_pending(
                     fields = ray.get(ref)
                 except Exception as err:  # the worker died (killed, out of memory): recorded, not retried
                     fields = {"status": "failed", "error": f"the evaluation's worker died: {str(err).splitlines()[0][:400]}"}
-                on_record(_write(folder, manifest, options, plan, e, fields))
+                on_record(_write(folder, manifest, archs[e.arch_index], e, fields))
     finally:
         for ref in in_flight:  # Ctrl-C: the evaluations cut off get no part and run again on --resume
             ray.cancel(ref, force=True)
@@ -199,22 +193,22 @@ def _device(options: FidelityOptions) -> tuple[str, float]:
 _EXTRA = ("traceback", "zero_cost_error")
 
 
-def _write(folder: RunFolder, manifest: Manifest, options: FidelityOptions, plan: FidelityPlan, e: Evaluation, fields: dict[str, Any]) -> Any:
+def _write(folder: RunFolder, manifest: Manifest, planned: PlannedArch, e: Evaluation, fields: dict[str, Any]) -> Any:
     from archbench.store import TrialRecord, write_trial
     from archbench.store.schema import COLUMNS
 
-    planned = next(a for a in plan.archs if a.index == e.arch_index)
+    arch = planned.arch
     columns = {k: v for k, v in fields.items() if k in COLUMNS and k not in ("started_at", "finished_at")}
     extra = {k: fields[k] for k in _EXTRA if k in fields}
     extra.update(arch_index=e.arch_index, seed_index=e.seed_index)
     record = TrialRecord(
         run=folder.path.name,
         trial_id=e.eval_id,
-        arch_name=planned.arch.name,
+        arch_name=arch.name,
         arch_hash=planned.arch_hash,
         arch_summary=planned.arch_summary,
         arch_json=planned.arch_json,
-        img_size=planned.arch.input.img_size,
+        img_size=arch.input.img_size,
         params=planned.params,
         macs=planned.macs,
         latency_ms_median=planned.latency_ms_median,

@@ -39,14 +39,7 @@ def prepare_run(
     from archbench import space as spaces
 
     if options.resume:
-        if not options.run_dir:
-            raise UserError("--resume needs --run-dir of the run to continue")
-        folder = RunFolder.open(options.run_dir)
-        manifest = folder.read_manifest()
-        if manifest.kind != SEARCH:
-            raise UserError(f"--run-dir: {folder.path} holds a {manifest.kind} run, not a search")
-        if lock is not None:
-            lock.acquire(folder.path)
+        folder, manifest = RunFolder.reopen(options.run_dir, SEARCH, what="a search", lock=lock)
         # Runs from before --train-images trained on the whole split: they resume as they ran.
         stored = SearchOptions.from_dict({"train_images": None, **manifest.options})
         updates = {k: getattr(options, k) for k in overrides & CHANGEABLE_ON_RESUME}

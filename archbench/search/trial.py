@@ -136,8 +136,9 @@ def run_trial(config: dict[str, Any], *, data: Dataset | None, plan: TrialPlan) 
 
 def _fail(record: dict[str, Any], err: Exception, plan: TrialPlan) -> None:
     """Report the trial as failed (with its error), then raise so Tune and Optuna mark it errored."""
-    message = f"{type(err).__name__}: {err}".strip().splitlines()
-    record.update(status="failed", error=(message[0] if message else type(err).__name__)[:500], finished_at=time.time())
+    from archbench.errors import error_line
+
+    record.update(status="failed", error=error_line(err), finished_at=time.time())
     record["traceback"] = traceback.format_exc(limit=8)[-4000:]
     record.setdefault("params", None)
     record.setdefault("macs", None)
@@ -180,19 +181,14 @@ def _latency(arch: ArchSpec, plan: TrialPlan, hold: DeviceHold) -> dict[str, Any
 def _zero_cost(arch: ArchSpec, data: Dataset, plan: TrialPlan, trial_number: int, hold: DeviceHold) -> dict[str, Any]:
     """The zero-cost scores of the trial's proxy at initialisation, and the seconds each took.
 
-    A failure (a block the scores cannot run through, out of memory) leaves them None with the
-    reason in ``zero_cost_error``: the trial goes on to be trained.
+    A failure leaves them None with the reason in ``zero_cost_error`` (``zero_cost_record``): the
+    trial goes on to be trained.
     """
-    from archbench.objectives import ZERO_COST_COLUMNS
-    from archbench.train.zero_cost import zero_cost_of
+    from archbench.train.zero_cost import zero_cost_record
 
     train = plan.train.for_trial(trial_number)
-    try:
-        with hold.shared():
-            return zero_cost_of(train.proxy_of(arch, data), data, train)
-    except Exception as err:
-        message = f"{type(err).__name__}: {err}".strip().splitlines()
-        return {**dict.fromkeys(ZERO_COST_COLUMNS), "zero_cost_error": (message[0] if message else type(err).__name__)[:500]}
+    with hold.shared():
+        return zero_cost_record(train.proxy_of(arch, data), data, train)
 
 
 def _train(arch: ArchSpec, data: Dataset | None, plan: TrialPlan, config: dict[str, Any], record: dict[str, Any], hold: DeviceHold) -> None:

@@ -267,6 +267,24 @@ class RunFolder:
             raise UserError(f"--run-dir: {folder.path} is not a run folder (no {MANIFEST_FILE})")
         return folder
 
+    @classmethod
+    def reopen(cls, path: str | Path | None, kind: str, *, what: str, lock: RunDirLock | None = None) -> tuple[RunFolder, Manifest]:
+        """The folder and manifest of a run of ``kind`` to resume (``what`` names it: "a search"),
+        locked with ``lock`` when given.
+
+        Raises:
+            UserError: no ``--run-dir``, no manifest there, a run of another kind, or a live driver on it.
+        """
+        if not path:
+            raise UserError("--resume needs --run-dir of the run to continue")
+        folder = cls.open(path)
+        manifest = folder.read_manifest()
+        if manifest.kind != kind:
+            raise UserError(f"--run-dir: {folder.path} holds a {manifest.kind} run, not {what}")
+        if lock is not None:
+            lock.acquire(folder.path)
+        return folder, manifest
+
     def lock(self, activity: str = DEFAULT_KIND) -> RunDirLock:
         """Take the folder's lock (release it with ``.release()``); ValueError if a live driver holds it."""
         lock = RunDirLock(activity)

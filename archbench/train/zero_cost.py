@@ -69,7 +69,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -220,6 +220,20 @@ def zero_cost_of(
         return zero_cost_scores(model, data.normalize(images.to(dev)), labels.to(dev), signals=signals)
 
 
+def zero_cost_record(proxy: ArchSpec | nn.Module, data: Dataset, config: TrainConfig) -> dict[str, Any]:
+    """The zero-cost columns of a trial record: :func:`zero_cost_of` and the seconds each took, or,
+    when scoring fails (a block the scores cannot run through, out of memory), every column None
+    and the reason in ``zero_cost_error``: a score that cannot be computed is missing, the training
+    still counts."""
+    from archbench.errors import error_line
+    from archbench.objectives import ZERO_COST_COLUMNS
+
+    try:
+        return zero_cost_of(proxy, data, config)
+    except Exception as err:
+        return {**dict.fromkeys(ZERO_COST_COLUMNS), "zero_cost_error": error_line(err)}
+
+
 # ---- helpers ------------------------------------------------------------------------------------
 def _copy(model: nn.Module, *, batchnorm: bool) -> nn.Module:
     """A scoring copy: eval mode; BatchNorm in training mode, or removed when ``batchnorm`` is False;
@@ -259,4 +273,4 @@ def _total(terms: list[torch.Tensor]) -> float | None:
     return value if math.isfinite(value) else None
 
 
-__all__ = ["RECTIFIERS", "SCORED_LAYERS", "ZERO_COST_SIGNALS", "grad_norm", "nwot", "snip", "synflow", "zero_cost_of", "zero_cost_scores"]
+__all__ = ["RECTIFIERS", "SCORED_LAYERS", "ZERO_COST_SIGNALS", "grad_norm", "nwot", "snip", "synflow", "zero_cost_of", "zero_cost_record", "zero_cost_scores"]
