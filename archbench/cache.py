@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from archbench._atomic import write_atomic
 
 __all__ = ["cache_dir", "read_json", "write_json"]
 
@@ -38,15 +39,6 @@ def write_json(path: Path, data: Any, *, indent: int | None = None) -> None:
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".tmp", dir=path.parent)
+        write_atomic(path, json.dumps(data, indent=indent, sort_keys=True))
     except OSError:
-        return
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=indent, sort_keys=True)
-        os.replace(tmp, path)
-    except OSError:
-        pass
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)  # a failed write leaves no debris beside the cache
+        pass  # a cache that cannot be written is recomputed next time

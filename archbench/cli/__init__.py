@@ -9,7 +9,7 @@ import argparse
 import importlib
 import sys
 import warnings
-from typing import Sequence
+from typing import NoReturn, Sequence
 
 from archbench.errors import UserError
 
@@ -29,8 +29,16 @@ class JobFailed(Exception):
     """The job ran but did not do what was asked (e.g. a reproduction out of tolerance): exit 1."""
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse with its errors in one line, like every other error (argparse prints the whole
+    usage block first); the help says the rest. Subcommand parsers inherit the class."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {_one_line(message)} (see: {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="archbench",
         description="Architecture search and efficiency benchmarks for hybrid CNN/ViT backbones.",
     )

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import stat
 import sys
 import warnings
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import Any
 
 from rich.console import Console
 
+from archbench._atomic import write_atomic
 from archbench.errors import UserError
 
 
@@ -79,20 +79,12 @@ def write_file(path: Path, data: bytes, option: str) -> None:
         UserError: ``OPTION: PATH: cannot write (why)``.
     """
     target = Path(os.path.realpath(path))  # through a symlink to its file, not over the link
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
         if target.exists() and not target.is_file():
             with open(target, "wb") as fh:
                 fh.write(data)
             return
         target.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-        if target.exists():
-            os.chmod(tmp, stat.S_IMODE(target.stat().st_mode))
-        os.replace(tmp, target)
+        write_atomic(target, data)
     except OSError as err:
         raise UserError(f"{option}: {path}: cannot write ({err.strerror or err})") from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()

@@ -72,13 +72,15 @@ def options_from(args: argparse.Namespace) -> tuple[FidelityOptions, set[str]]:
 
 def run(args: argparse.Namespace) -> int:
     from archbench.cli._output import console, quiet_libraries
+
+    quiet_libraries()
+    options, given = options_from(args)  # before torch and Ray are imported: a bad flag is refused at once
+    if options.resume and given & {*PROXY_FLAGS, "reference", "space", "archs", "seeds", "reference_seeds", "pool", "seed", "latency"}:
+        raise UsageError("--resume continues a study as it was planned: only --concurrency, --cpus-per-trial and --ray-address may change")
+
     from archbench.fidelity.runner import run_fidelity
     from archbench.report.fidelity import print_fidelity
 
-    quiet_libraries()
-    options, given = options_from(args)
-    if options.resume and given & {*PROXY_FLAGS, "reference", "space", "archs", "seeds", "reference_seeds", "pool", "seed", "latency"}:
-        raise UsageError("--resume continues a study as it was planned: only --concurrency, --cpus-per-trial and --ray-address may change")
     out = console()
     outcome = run_fidelity(
         options,

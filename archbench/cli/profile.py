@@ -30,11 +30,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from archbench.measure import profile
-
     quiet_libraries()
     if args.threads is not None and args.threads < 1:
         raise UsageError(f"--threads must be >= 1, got {args.threads}")
+    from archbench.measure import profile  # after the option checks: torch takes seconds to import
+
     result = profile(
         args.target,
         img_size=args.img_size,

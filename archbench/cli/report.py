@@ -76,7 +76,12 @@ def run(args: argparse.Namespace) -> int:
     def warn(line: str) -> None:
         print(f"archbench: {line}", file=sys.stderr, flush=True)
 
-    searches, studies = _split_kinds(args.run_dirs or None, warn)
+    skipped: list[str] = []
+    searches, studies = _split_kinds(args.run_dirs or None, skipped.append)
+    if not searches and not studies:  # nothing to report: why is the one line
+        raise UsageError("no run could be read: " + "; ".join(line.removeprefix("warning: ").removesuffix(" (skipped)") for line in skipped) if skipped else "no run folders found")
+    for line in skipped:
+        warn(line)
     if studies and not searches:
         return _report_studies(studies, args, warn)
     if studies and args.format in ("csv", "json"):  # rows of one kind: the searches'

@@ -83,14 +83,20 @@ def _options_from(args: argparse.Namespace) -> tuple[SearchOptions, set[str]]:
 
 def run(args: argparse.Namespace) -> int:
     from archbench.cli._output import console, quiet_libraries
-    from archbench.report.leaderboard import print_leaderboard
-    from archbench.search.runner import run_search
+    from archbench.search.prepare import check_run_dir
 
     quiet_libraries()
+    # Options and the run folder are checked before torch and Ray are imported (seconds and a
+    # gigabyte): a mistyped flag is refused at once.
     try:
         options, given = _options_from(args)
     except ValueError as err:
         raise UsageError(str(err)) from None
+    check_run_dir(options, given)
+
+    from archbench.report.leaderboard import print_leaderboard
+    from archbench.search.runner import run_search
+
     out = console()
     outcome = run_search(
         options,

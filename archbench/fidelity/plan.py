@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+from archbench._atomic import write_atomic
 from archbench.errors import UserError
 
 if TYPE_CHECKING:
@@ -89,9 +89,7 @@ class FidelityPlan:
         return cls(**{**data, "archs": archs})
 
     def write(self, path: Path) -> None:
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=1) + "\n")
-        os.replace(tmp, path)
+        write_atomic(path, json.dumps(self.to_dict(), indent=1) + "\n")
 
     @classmethod
     def read(cls, path: Path) -> FidelityPlan:

@@ -17,7 +17,7 @@ from archbench.errors import UserError
 from archbench.fidelity.options import FidelityOptions
 from archbench.fidelity.plan import PROXY, REFERENCE, Evaluation, FidelityPlan, PlannedArch, make_plan
 from archbench.search.ray_session import RayUnavailable
-from archbench.store.run import Manifest, RunDirLock, RunFolder
+from archbench.store.run import Manifest, RunDirLock, RunFolder, RunWrites
 
 if TYPE_CHECKING:
     from archbench.fidelity.analysis import FidelityAnalysis
@@ -56,33 +56,36 @@ def run_fidelity(
     started = time.monotonic()
     lock = RunDirLock(FIDELITY)
     try:
-        if options.resume:
-            options, folder, manifest = _reopen(options, command, overrides, lock)
-            plan = FidelityPlan.read(folder.plan_path)
-            data = _datasets(options)
-        else:
-            from archbench import space as spaces
+        with RunWrites(resume=options.resume, label=options.run_dir) as writes:
+            if options.resume:
+                options, folder, manifest = _reopen(options, command, overrides, lock)
+                writes.path = folder.path
+                plan = FidelityPlan.read(folder.plan_path)
+                data = _datasets(options)
+            else:
+                from archbench import space as spaces
 
-            space = spaces.load(options.space)
-            data = _datasets(options)  # a bad --dataset leaves nothing behind
-            folder = RunFolder.create(options.run_dir or default_run_dir(space.name))
-            lock.acquire(folder.path)
-            options = replace(options, run_dir=str(folder.path))
-            manifest = _manifest(options, space, command)
-            view = FidelityProgress(folder.path, total=options.archs * options.evaluations_per_arch, live=live, quiet=not progress)
+                space = spaces.load(options.space)
+                data = _datasets(options)  # a bad --dataset leaves nothing behind
+                folder = RunFolder.create(options.run_dir or default_run_dir(space.name))
+                writes.path = folder.path
+                lock.acquire(folder.path)
+                options = replace(options, run_dir=str(folder.path))
+                manifest = _manifest(options, space, command)
+                view = FidelityProgress(folder.path, total=options.archs * options.evaluations_per_arch, live=live, quiet=not progress)
+                try:
+                    plan = make_plan(space, options, progress=view.planning)
+                except BaseException:
+                    folder.discard_unstarted()
+                    raise
+                folder.write_manifest(manifest, space_text=space.source_text)
+                plan.write(folder.plan_path)
             try:
-                plan = make_plan(space, options, progress=view.planning)
-            except BaseException:
-                folder.discard_unstarted()
+                return _study(options, folder, manifest, plan, data, started=started, quiet=quiet, live=live, progress=progress)
+            except RayUnavailable:
+                if not options.resume:
+                    folder.discard_unstarted()  # nothing ran: the same command can simply be run again
                 raise
-            folder.write_manifest(manifest, space_text=space.source_text)
-            plan.write(folder.plan_path)
-        try:
-            return _study(options, folder, manifest, plan, data, started=started, quiet=quiet, live=live, progress=progress)
-        except RayUnavailable:
-            if not options.resume:
-                folder.discard_unstarted()  # nothing ran: the same command can simply be run again
-            raise
     finally:
         lock.release()
 

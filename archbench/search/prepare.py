@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from archbench.errors import UserError
 from archbench.search.options import SearchOptions
 from archbench.search.sampling import check_study
-from archbench.store.run import Manifest, RunDirLock, RunFolder
+from archbench.store.run import Manifest, RunDirLock, RunFolder, check_unchanged
 
 if TYPE_CHECKING:
     from archbench.space import Space
@@ -21,11 +21,34 @@ if TYPE_CHECKING:
 SEARCH = "search"  # this kind of run, in its manifest and its lock
 # A resumed run keeps its own settings; only these may change on the command line.
 CHANGEABLE_ON_RESUME = frozenset({"trials", "time_budget_min", "concurrency", "ray_address", "cpus_per_trial", "gpus_per_trial"})
+_NOT_SETTINGS = frozenset({"resume", "run_dir"})  # how to find the run, not what it is
 
 
 def default_run_dir(space_name: str) -> Path:
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     return Path("runs") / f"{Path(space_name).stem}-{stamp}"
+
+
+def check_run_dir(options: SearchOptions, overrides: set[str] = frozenset()) -> None:  # type: ignore[assignment]
+    """Refuse a run folder that cannot take this run, before anything heavy is imported or written:
+    a file, a folder that already holds a run (without --resume), no run to resume, or a resume
+    that changes a setting the run keeps (``overrides``: the flat names given)."""
+    if options.resume:
+        _, manifest = RunFolder.reopen(options.run_dir, SEARCH, what="a search")
+        _check_resumable(stored_options(manifest), options, overrides, Path(str(options.run_dir)))
+    elif options.run_dir:
+        RunFolder.check_new(options.run_dir)
+
+
+def stored_options(manifest: Manifest) -> SearchOptions:
+    """The options a run was started with (runs from before --train-images trained on the whole
+    split: they resume as they ran)."""
+    return SearchOptions.from_dict({"train_images": None, **manifest.options})
+
+
+def _check_resumable(stored: SearchOptions, options: SearchOptions, overrides: set[str], run_dir: Path) -> None:
+    fixed = overrides - CHANGEABLE_ON_RESUME - _NOT_SETTINGS
+    check_unchanged(stored.to_dict(), options.to_dict(), fixed, run_dir=run_dir, changeable=CHANGEABLE_ON_RESUME)
 
 
 def prepare_run(
@@ -40,8 +63,8 @@ def prepare_run(
 
     if options.resume:
         folder, manifest = RunFolder.reopen(options.run_dir, SEARCH, what="a search", lock=lock)
-        # Runs from before --train-images trained on the whole split: they resume as they ran.
-        stored = SearchOptions.from_dict({"train_images": None, **manifest.options})
+        stored = stored_options(manifest)
+        _check_resumable(stored, options, overrides, folder.path)
         updates = {k: getattr(options, k) for k in overrides & CHANGEABLE_ON_RESUME}
         options = replace(stored, resume=True, run_dir=str(folder.path), **updates)
         # A damaged study or space is refused before the manifest records this resume.
@@ -53,11 +76,15 @@ def prepare_run(
     space = spaces.load(options.space)
     with_bounds(space, options).check_feasible()  # an impossible --max-macs fails before the folder exists
     folder = RunFolder.create(options.run_dir or default_run_dir(space.name))
-    if lock is not None:
-        lock.acquire(folder.path)
-    options = replace(options, run_dir=str(folder.path))
-    manifest = search_manifest(options, space, command)
-    folder.write_manifest(manifest, space_text=space.source_text)
+    try:
+        if lock is not None:
+            lock.acquire(folder.path)
+        options = replace(options, run_dir=str(folder.path))
+        manifest = search_manifest(options, space, command)
+        folder.write_manifest(manifest, space_text=space.source_text)
+    except BaseException:
+        folder.discard_unstarted()  # e.g. a full disk: the corrected command finds the folder free
+        raise
     return options, folder.path, manifest
 
 

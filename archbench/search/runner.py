@@ -15,12 +15,13 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from archbench.errors import UserError
 from archbench.search.options import SearchOptions
 from archbench.search.prepare import SEARCH, load_space, prepare_run, resolve_device
 from archbench.search.ray_session import RayUnavailable, ray_session
 from archbench.search.sampling import make_searcher, open_storage, optuna_quiet, retry_unfinished, trials_in_study
 from archbench.search.trial import TrialPlan, run_trial
-from archbench.store.run import RunDirLock, RunFolder
+from archbench.store.run import RunDirLock, RunFolder, RunWrites
 
 if TYPE_CHECKING:
     from ray.tune.experiment import Trial
@@ -59,18 +60,22 @@ def run_search(
     started = time.monotonic()
     # Before the run folder exists: a bad --dataset leaves nothing behind (a resume reads its own).
     data = options.train.load_dataset() if not options.resume and options.needs_data else None
+    if not options.resume:
+        resolve_device(options)  # --device cuda without one: refused before the folder exists
     lock = RunDirLock(SEARCH)
     try:
-        options, run_dir, manifest = prepare_run(options, command, set(overrides), lock=lock)
-        if data is None and options.needs_data:
-            data = options.train.load_dataset()
-        try:
-            with optuna_quiet():
-                return _search(options, RunFolder(run_dir), manifest, data, started=started, quiet=quiet, live=live, progress=progress)
-        except RayUnavailable:
-            if not options.resume:
-                RunFolder(run_dir).discard_unstarted()
-            raise
+        with RunWrites(resume=options.resume, label=options.run_dir) as writes:
+            options, run_dir, manifest = prepare_run(options, command, set(overrides), lock=lock)
+            writes.path = run_dir
+            if data is None and options.needs_data:
+                data = options.train.load_dataset()
+            try:
+                with optuna_quiet():
+                    return _search(options, RunFolder(run_dir), manifest, data, started=started, quiet=quiet, live=live, progress=progress)
+            except (RayUnavailable, UserError):
+                if not options.resume:  # nothing trained yet: the same command can be run again
+                    RunFolder(run_dir).discard_unstarted()
+                raise
     finally:
         lock.release()
 

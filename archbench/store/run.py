@@ -28,8 +28,9 @@ import re
 import shutil
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Iterator, Mapping, get_origin, get_type_hints
+from typing import Any, Iterable, Iterator, Mapping, get_origin, get_type_hints
 
+from archbench._atomic import write_atomic
 from archbench.errors import UserError
 from archbench.objectives import Objective, objectives_from_records
 
@@ -247,12 +248,18 @@ class RunFolder:
         Raises:
             UserError: it is a file, or already holds a run (the message names the folder and ``--resume``).
         """
+        folder = cls.check_new(path)
+        folder.path.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    @classmethod
+    def check_new(cls, path: str | Path) -> RunFolder:
+        """The folder of a new run, checked but not created (see :meth:`create`)."""
         folder = cls(path)
         if folder.path.exists() and not folder.path.is_dir():
             raise UserError(f"--run-dir: {folder.path} is a file, not a folder")
         if folder.holds_run():
             raise UserError(f"--run-dir: {folder.path} already holds a run; pass --resume to continue it or choose another folder")
-        folder.path.mkdir(parents=True, exist_ok=True)
         return folder
 
     @classmethod
@@ -340,11 +347,9 @@ class RunFolder:
     def write_manifest(self, manifest: Manifest, space_text: str | None = None) -> Path:
         """Atomically (re)write ``manifest.json``; the space copy is written once, beside it."""
         self.path.mkdir(parents=True, exist_ok=True)
-        tmp = self.path / f".{MANIFEST_FILE}.tmp"
-        tmp.write_text(json.dumps(manifest.to_dict(), indent=2, sort_keys=False) + "\n")
-        os.replace(tmp, self.manifest_path)
+        write_atomic(self.manifest_path, json.dumps(manifest.to_dict(), indent=2, sort_keys=False) + "\n")
         if space_text is not None and not self.space_copy.exists():
-            self.space_copy.write_text(space_text)
+            write_atomic(self.space_copy, space_text)
         return self.manifest_path
 
     def read_manifest(self) -> Manifest:
@@ -379,12 +384,115 @@ class RunFolder:
         return data
 
 
+# Errors of the file system under a run folder, not of archbench: what the user can fix, in one line.
+_FOLDER_ERRNOS = {
+    errno.ENOSPC: "no space left on the device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EROFS: "read-only file system",
+    errno.EACCES: "permission denied",
+}
+# The same errors as SQLite words them (Optuna's storage goes through SQLAlchemy, which wraps them).
+_SQLITE_MESSAGES = {
+    "database or disk is full": "no space left on the device",
+    "attempt to write a readonly database": "read-only file system",
+    "unable to open database file": "cannot open the study's database",
+    "disk i/o error": "disk I/O error",
+}
+
+
+class RunWrites:
+    """A run's writes, guarded: a full disk, a read-only mount or a refused permission under the
+    run folder ends as one line naming the folder (a :class:`FolderError`) instead of a traceback.
+
+    What was written before stays (parts are written whole, the study commits per trial), so a
+    run resumes once the problem is fixed; a new run that recorded no trial is removed, so the
+    same command can simply be run again. Set ``path`` once the folder is created or reopened
+    (only then is it the run's to remove); ``label`` names it before that.
+
+    Example:
+        >>> with RunWrites(resume=False, label="runs/x") as writes:  # doctest: +SKIP
+        ...     writes.path = create_the_folder()
+    """
+
+    def __init__(self, *, resume: bool, label: str | Path | None = None) -> None:
+        self.path: Path | None = None
+        self.resume = resume
+        self.label = label
+
+    def __enter__(self) -> RunWrites:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, err: BaseException | None, tb: Any) -> None:
+        if err is None or isinstance(err, UserError):
+            return
+        why = folder_error(err)
+        if why is None:
+            return  # not the file system's: a bug keeps its traceback
+        where = self.path or self.label or "the run folder"
+        if self.path is not None and not self.resume:
+            RunFolder(self.path).discard_unstarted()
+        resumed = self.path or (Path(self.label) if self.resume and self.label else None)  # a resume's folder is the run's from the start
+        kept = resumed is not None and RunFolder(resumed).holds_run()
+        then = "what was written is kept: fix it and continue with --resume" if kept else "nothing was kept: fix it and run the command again"
+        raise FolderError(f"{where}: cannot write the run folder ({why}); {then}") from err
+
+
+class FolderError(UserError):
+    """The file system refused a write under a run folder (full, read-only, permission)."""
+
+
+def folder_error(err: BaseException) -> str | None:
+    """What the file system refused, if ``err`` (or what it wraps) is a full disk, a read-only
+    mount or a refused permission; None for anything else."""
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in _FOLDER_ERRNOS:
+            name = f": {current.filename}" if current.filename else ""
+            return f"{_FOLDER_ERRNOS[current.errno]}{name}"
+        text = str(current).lower()
+        if type(current).__name__ == "OperationalError":  # sqlite3's, or SQLAlchemy's wrapping it
+            for message, why in _SQLITE_MESSAGES.items():
+                if message in text:
+                    return why
+        current = getattr(current, "orig", None) or current.__cause__ or current.__context__
+    return None
+
+
+def check_unchanged(stored: Mapping[str, Any], given: Mapping[str, Any], names: Iterable[str], *, run_dir: Path, changeable: Iterable[str]) -> None:
+    """Refuse, on resume, a setting given with another value than the run's: a run keeps the
+    settings it started with (its trials must stay comparable), so silently ignoring a new
+    ``--epochs`` would mislead. ``names`` are the flat option names given on the command line.
+
+    Raises:
+        UserError: naming the option, the run's value and the value given.
+    """
+    for name in sorted(names):
+        if name in given and given[name] != stored.get(name):
+            allowed = ", ".join(option_flag(n) for n in sorted(changeable))
+            raise UserError(
+                f"{option_flag(name)}: the run in {run_dir} was started with {stored.get(name)!r}, got {given[name]!r}; "
+                f"a resumed run keeps its settings (only {allowed} can change)"
+            )
+
+
+def option_flag(name: str) -> str:
+    """The command-line flag of a flat option name (``time_budget_min`` is ``--time-budget``)."""
+    return "--" + name.removesuffix("_min").replace("_", "-")
+
+
 def manifest_objectives(data: Mapping[str, Any]) -> tuple[tuple[Objective, ...] | None, list[str]]:
     """The objectives of a manifest read as a dict, and the names of those this version does not know."""
     return objectives_from_records(data.get("objectives"))
 
 
 __all__ = [
+    "check_unchanged",
+    "FolderError",
+    "RunWrites",
+    "folder_error",
+    "option_flag",
     "DEFAULT_KIND",
     "ANALYSIS_FILE",
     "INTERRUPTED_DIR",

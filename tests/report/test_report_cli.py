@@ -201,7 +201,7 @@ def test_an_output_is_written_whole_or_not_at_all(capsys, demo, tmp_path, monkey
 def test_nothing_readable_exits_2(capsys, tmp_path):
     code, out, err = run_cli(capsys, "report", str(tmp_path / "nope"))
     assert code == 2 and out == ""
-    assert err.splitlines() == [f"archbench: warning: {tmp_path / 'nope'}: no such folder (skipped)", "archbench: error: no run could be read (see the lines above)"]
+    assert err.splitlines() == [f"archbench: error: no run could be read: {tmp_path / 'nope'}: no such folder"]
 
 
 def test_default_is_every_run_under_runs(capsys, make_run, tmp_path, monkeypatch):

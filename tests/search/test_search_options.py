@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from archbench.cli import main
+from archbench.errors import UserError
 from archbench.objectives import Objective, parse_objectives
 from archbench.search.options import SearchOptions
 from archbench.store.run import RunDirLock
@@ -153,14 +154,22 @@ def test_help_lists_the_flags(capsys):
 
 
 def test_resume_keeps_the_stored_settings(tmp_path):
-    """Only the flags that may change on --resume do; the rest come from the manifest."""
+    """Only the flags that may change on --resume do; the rest come from the manifest, and one
+    given with another value is refused, naming the run's value (nothing is written)."""
     from archbench.search.prepare import prepare_run
 
     first = SearchOptions(space=str(TINY_SPACE), trials=2, train=TrainConfig(epochs=3, seed=5), run_dir=str(tmp_path / "run"))
     options, run_dir, manifest = prepare_run(first, ["bench.py", "search"], {"space", "trials", "epochs", "run_dir", "seed"})
     assert (run_dir / "space.yaml").is_file() and manifest.seed == 5
-    again = SearchOptions(space="hybrid_vit", trials=4, train=TrainConfig(epochs=9, seed=1), run_dir=str(run_dir), resume=True)
-    resumed, _, manifest2 = prepare_run(again, ["bench.py", "search", "--resume"], {"trials", "epochs", "seed", "run_dir", "resume", "space"})
+    before = (Path(run_dir) / "manifest.json").read_bytes()
+    changed = SearchOptions(space="hybrid_vit", trials=4, train=TrainConfig(epochs=9, seed=1), run_dir=str(run_dir), resume=True)
+    with pytest.raises(UserError, match=r"^--epochs: the run in .* was started with 3, got 9; a resumed run keeps its settings \(only --concurrency, "):
+        prepare_run(changed, ["bench.py", "search", "--resume"], {"trials", "epochs", "seed", "run_dir", "resume", "space"})
+    with pytest.raises(UserError, match=f"^--space: the run in .* was started with '{TINY_SPACE}', got 'hybrid_vit'"):
+        prepare_run(changed, ["bench.py", "search", "--resume"], {"run_dir", "resume", "space"})
+    assert (Path(run_dir) / "manifest.json").read_bytes() == before
+    again = SearchOptions(space=str(TINY_SPACE), trials=4, train=TrainConfig(epochs=3, seed=1), run_dir=str(run_dir), resume=True)
+    resumed, _, manifest2 = prepare_run(again, ["bench.py", "search", "--resume"], {"trials", "epochs", "run_dir", "resume", "space"})
     assert (resumed.trials, resumed.train.epochs, resumed.train.seed, resumed.space) == (4, 3, 5, str(TINY_SPACE))
     assert manifest2.run_id == manifest.run_id and manifest2.resumed == ["bench.py search --resume"]
     stored = json.loads((Path(run_dir) / "manifest.json").read_text())
