@@ -16,11 +16,12 @@ if TYPE_CHECKING:
     from archbench.spec import ArchSpec
 
 def shipped_dir() -> Path:
-    """The folder of shipped spaces: ``$ARCHBENCH_SPACES_DIR`` or ``search_spaces/`` beside the package."""
+    """The folder of shipped spaces: ``$ARCHBENCH_SPACES_DIR``, else the package's ``search_spaces``
+    (package data in an installed wheel; in a checkout a link to the repository's ``search_spaces/``)."""
     override = os.environ.get("ARCHBENCH_SPACES_DIR")
     if override:
         return Path(override)
-    return Path(__file__).resolve().parents[2] / "search_spaces"
+    return Path(__file__).resolve().parent.parent / "search_spaces"
 
 
 def names() -> list[str]:
