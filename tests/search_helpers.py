@@ -144,3 +144,34 @@ def read_run(run_dir: str | Path):
     import pandas as pd
 
     return pd.read_parquet(Path(run_dir) / "trials").sort_values("trial_id").reset_index(drop=True)
+
+
+def make_stopped_run(root: Path) -> Path:
+    """``root/run``: a search of three trials as its driver left it (no Ray): manifest, space copy,
+    a study of three told trials and a part for each. The space is a copy of the tiny test space
+    (``root/space.yaml``), so a test may edit it."""
+    import shutil
+
+    import optuna
+
+    from archbench.search.options import SearchOptions
+    from archbench.search.prepare import prepare_run
+    from archbench.search.sampling import STUDY_NAME
+    from archbench.store import TrialRecord, write_trial
+
+    root.mkdir(parents=True, exist_ok=True)
+    space = root / "space.yaml"
+    shutil.copy(TINY_SPACE, space)
+    options = SearchOptions(space=str(space), trials=3, run_dir=str(root / "run"))
+    _, run, _ = prepare_run(options, ["bench.py", "search"], {"space", "trials", "run_dir"})
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        study = optuna.create_study(study_name=STUDY_NAME, storage=f"sqlite:///{run / 'optuna.db'}", directions=["maximize", "minimize"])
+        for _ in range(3):
+            study.tell(study.ask(), [0.5, 1e6])
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+    for number in range(3):
+        write_trial(run, TrialRecord(run="", trial_id=f"{number:05d}", status="ok"))
+    return run

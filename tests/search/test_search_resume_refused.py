@@ -10,7 +10,7 @@ from pathlib import Path
 
 import optuna
 import pytest
-from search_helpers import TINY_SPACE
+from search_helpers import make_stopped_run
 
 from archbench.cli import main
 from archbench.search.options import SearchOptions
@@ -24,23 +24,7 @@ RECOVER = "the study cannot be continued; start a new run with another --run-dir
 
 @pytest.fixture
 def stopped_run(tmp_path: Path) -> Path:
-    """A search of three trials as its driver left it: manifest, space copy, a study of three told
-    trials and a part for each. The space is a copy of the tiny test space, so a test may edit it."""
-    space = tmp_path / "space.yaml"
-    shutil.copy(TINY_SPACE, space)
-    options = SearchOptions(space=str(space), trials=3, run_dir=str(tmp_path / "run"))
-    _, run, _ = prepare_run(options, ["bench.py", "search"], {"space", "trials", "run_dir"})
-    verbosity = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    try:
-        study = optuna.create_study(study_name=STUDY_NAME, storage=f"sqlite:///{run / 'optuna.db'}", directions=["maximize", "minimize"])
-        for _ in range(3):
-            study.tell(study.ask(), [0.5, 1e6])
-    finally:
-        optuna.logging.set_verbosity(verbosity)
-    for number in range(3):
-        write_trial(run, TrialRecord(run="", trial_id=f"{number:05d}", status="ok"))
-    return run
+    return make_stopped_run(tmp_path)
 
 
 def snapshot(run: Path) -> dict[str, bytes]:
