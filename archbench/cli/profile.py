@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
+from rich.markup import escape
 from rich.table import Table
 
 from archbench._validate import MAX_BATCH, MAX_IMG_SIZE
@@ -56,12 +58,20 @@ def run(args: argparse.Namespace) -> int:
         lat = result.latency
         table.add_row(
             "latency",
+            escape(  # the marks are in square brackets, which rich would take for markup
             f"median {lat.median:.2f} ms (p10 {lat.p10:.2f}, p90 {lat.p90:.2f}) over {lat.repeats} runs, "
             f"batch {lat.batch_size}, {lat.device} ({result.provenance['device_name']}), {lat.threads} threads, {lat.dtype}"
-            + ("" if lat.stable else " [not stable]"),
+            + ("" if lat.stable else " [not stable]")
+            + (f" [contended: other processes kept {lat.other_cores:.1f} cores busy]" if lat.contended else "")),
         )
     if result.memory:
         mem = result.memory
         table.add_row("memory", f"{mem.peak_bytes / 2**20:.1f} MiB ({mem.method}); weights {mem.weights_bytes / 2**20:.1f} MiB")
     console().print(table)
+    if result.latency and result.latency.contended:
+        print(
+            f"archbench: warning: other processes kept {result.latency.other_cores:.1f} of the machine's cores busy while timing "
+            "(load average {:.1f}): this latency is not the model's alone; measure again on an idle machine".format(result.latency.loadavg or 0.0),
+            file=sys.stderr,
+        )
     return 0

@@ -1,7 +1,7 @@
 """Latency: fixed threads, warm-up, repeats until the median is stable; CUDA events on GPU.
 
 Reports median/p10/p90 with everything needed to compare two numbers (batch, dtype, device,
-threads). Measure one model at a time: a busy device makes every figure meaningless.
+threads) and the load other processes put on the machine meanwhile (a contended figure is marked).
 """
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from typing import Iterator
 
 import torch
 from torch import nn
+
+from archbench.measure.load import watch_load
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -31,6 +33,11 @@ class Latency:
     dtype: str
     warmup: int
     stable: bool
+    # Other processes' average busy cores while timing (None: not measurable here), and whether
+    # they competed with it (MachineLoad.contended): a contended figure is not a property of the model.
+    other_cores: float | None = None
+    contended: bool = False
+    loadavg: float | None = None
 
     def to_dict(self) -> dict[str, float | int | str | bool]:
         return asdict(self)
@@ -97,7 +104,7 @@ def measure_latency(
         model(x)
         return (time.perf_counter() - t0) * 1e3
 
-    with fixed_threads(threads) as used_threads, torch.inference_mode(), autocast:
+    with fixed_threads(threads) as used_threads, torch.inference_mode(), autocast, watch_load() as machine:
         warmup = 0
         t_start = time.perf_counter()
         while warmup < 10 and (warmup < 2 or time.perf_counter() - t_start < 0.5):
@@ -130,4 +137,7 @@ def measure_latency(
         dtype=dtype,
         warmup=warmup,
         stable=stable,
+        other_cores=machine().other_cores,
+        contended=machine().contended(used_threads),
+        loadavg=machine().loadavg,
     )

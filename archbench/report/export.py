@@ -139,7 +139,7 @@ def to_csv(report: Report, *, top: int | None = None) -> str:
     shown = report.table if top is None else report.table.head(top)
     columns = [
         "run", "trial_id", "status", "pareto_rank", "pareto", "crowding", "arch_summary", "arch_hash", "params", "macs",
-        "latency_ms_median", "latency_ms_p90", "latency_batch_size", "latency_device", "val_acc", "img_size", "dataset",
+        "latency_ms_median", "latency_ms_p90", "latency_batch_size", "latency_device", "latency_contended", "val_acc", "img_size", "dataset",
         "sampler", "space",
     ]
     scores = [o.metric for o in report.objectives if o.metric not in columns]  # zero-cost objectives

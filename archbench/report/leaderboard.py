@@ -122,7 +122,7 @@ def display_rows(
                 "architecture": str(row.get("arch_summary") or row.get("arch_name") or "–"),
                 "params (M)": _num(row.get("params"), 1e6),
                 "GMACs": _num(row.get("macs"), 1e9),
-                "latency (ms)": _latency(row.get("latency_ms_median"), row.get("latency_batch_size"), row.get("latency_device")),
+                "latency (ms)": _latency(row.get("latency_ms_median"), row.get("latency_batch_size"), row.get("latency_device"), row.get("latency_contended")),
                 "val acc (%)": _num(row.get("val_acc"), 0.01, digits=1),
                 **{KNOWN[o.name].label: _shown(o, row.get(o.metric)) for o in extra},
                 "status": str(row["status"]),
@@ -212,8 +212,9 @@ def _shown(objective: Objective, value: Any) -> str:
     return "–" if value is None or pd.isna(value) else objective.show(float(value))
 
 
-def _latency(median: Any, batch: Any, device: Any) -> str:
+def _latency(median: Any, batch: Any, device: Any, contended: Any = None) -> str:
     if median is None or pd.isna(median):
         return "–"
-    conditions = ", ".join(str(c) for c in (f"b{int(batch)}" if batch is not None and not pd.isna(batch) else None, device) if c and not pd.isna(c))
+    busy = "contended" if contended is not None and not pd.isna(contended) and bool(contended) else None  # other work competed: not the model's alone
+    conditions = ", ".join(str(c) for c in (f"b{int(batch)}" if batch is not None and not pd.isna(batch) else None, device, busy) if c and not pd.isna(c))
     return f"{float(median):.1f} ({conditions})" if conditions else f"{float(median):.1f}"

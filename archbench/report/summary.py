@@ -105,6 +105,8 @@ class Report:
             for name in ("params", "macs"):
                 if item.get(name) is not None:
                     item[name] = int(item[name])  # pandas reads an int column with nulls as float
+            if item.get("latency_ms") is not None:  # the figure and the evidence of its conditions
+                item["latency_contended"] = bool(_plain(row.get("latency_contended")) or False)
             rank_ = int(row["pareto_rank"])
             item["pareto_rank"] = None if rank_ < 0 else rank_
             item["pareto"] = bool(row["pareto"])
@@ -180,6 +182,7 @@ def make_report(
     chosen = tuple(objectives) if objectives else _common_objectives(loaded.runs, warnings)
     ranked = rank(loaded.frame, chosen)
     warnings.extend(_missing_objective_warnings(ranked, chosen))
+    warnings.extend(_contended_latency_warnings(ranked))
     box = _box(ranked, chosen, hv_bounds)
     groups = _groups(ranked, chosen, by, box)
     anchors: list[ZooAnchor] = []
@@ -212,6 +215,20 @@ def _common_objectives(runs: Sequence[RunInfo], warnings: list[str]) -> tuple[Ob
         f"{','.join(f'{o.name}:{o.direction}' for o in common)} (pass --objectives to choose)"
     )
     return common
+
+
+def _contended_latency_warnings(ranked: pd.DataFrame) -> list[str]:
+    """A line per run whose latencies were measured while other processes competed for the CPU."""
+    if "latency_contended" not in ranked:
+        return []
+    lines = []
+    for run, group in ranked[ranked["latency_contended"].fillna(False).astype(bool)].groupby("run", sort=False):
+        busiest = group["latency_other_cores"].max()
+        lines.append(
+            f"{run}: {len(group)} latency figure(s) measured while other processes kept up to {busiest:.1f} cores busy "
+            "(marked 'contended'): re-measure them on an idle machine before comparing"
+        )
+    return lines
 
 
 def _missing_objective_warnings(ranked: pd.DataFrame, objectives: Sequence[Objective]) -> list[str]:

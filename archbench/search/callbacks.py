@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 # Keys of a trial's report that are TrialRecord columns under the same name.
 _DIRECT = (
     "params", "macs", "latency_ms_median", "latency_ms_p90", "latency_batch_size", "latency_device",
-    "latency_threads", "latency_dtype", "val_acc", "val_loss", "best_val_acc", "val_acc_history",
+    "latency_threads", "latency_dtype", "latency_other_cores", "latency_contended", "val_acc", "val_loss", "best_val_acc", "val_acc_history",
     "epochs_run", "train_seconds", "images_per_second", "train_peak_memory_mb", "train_device", "proxy_params",
     "train_loss_sum", *ZERO_COST_COLUMNS,
 )

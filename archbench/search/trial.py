@@ -175,6 +175,8 @@ def _latency(arch: ArchSpec, plan: TrialPlan, hold: DeviceHold) -> dict[str, Any
         "latency_device": lat.device,
         "latency_threads": lat.threads,
         "latency_dtype": lat.dtype,
+        "latency_other_cores": lat.other_cores,
+        "latency_contended": lat.contended,
     }
 
 

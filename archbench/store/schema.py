@@ -48,6 +48,8 @@ _COLUMNS: tuple[tuple[str, pa.DataType, bool], ...] = (
     ("latency_device", pa.string(), True),
     ("latency_threads", pa.int32(), True),
     ("latency_dtype", pa.string(), True),
+    ("latency_other_cores", pa.float64(), True),
+    ("latency_contended", pa.bool_(), True),
     # proxy training
     ("val_acc", pa.float64(), True),
     ("val_loss", pa.float64(), True),
@@ -123,6 +125,8 @@ class TrialRecord:
     latency_device: str | None = None
     latency_threads: int | None = None
     latency_dtype: str | None = None
+    latency_other_cores: float | None = None
+    latency_contended: bool | None = None
     val_acc: float | None = None
     val_loss: float | None = None
     best_val_acc: float | None = None
