@@ -106,24 +106,35 @@ def physical_memory() -> int:
         return 0
 
 
-def check_buildable(arch: ArchSpec, label: str, *, img_size: int | None = None) -> None:
-    """Refuse ``arch`` when its float32 weights alone would take more than half of this machine's RAM.
+def check_buildable(arch: ArchSpec, label: str, *, img_size: int | None = None, device: str = "cpu") -> None:
+    """Refuse ``arch`` when its float32 weights alone would take more than half of this machine's
+    RAM, or (``device`` cuda) more than half of the GPU's memory: one line naming ``label``.
 
     Counted on the meta device (nothing allocated), before the real build that would otherwise
     allocate until the OS kills the process: every key can lie within its own bound (dim 65536,
     depth 1024) while the whole asks for terabytes. Half: the audited count, the timed model and
     its activations must fit beside the weights.
     """
+    reason = too_large_to_build(arch, img_size=img_size, device=device)
+    if reason:
+        raise SpecError(label, reason)
+
+
+def too_large_to_build(arch: ArchSpec, *, img_size: int | None = None, device: str = "cpu") -> str | None:
+    """Why ``arch`` cannot be built here (see :func:`check_buildable`), or None."""
     from archbench.quantity import format_quantity
 
-    memory = physical_memory()
-    params = arch_cost(arch, img_size=img_size).params
-    if memory and params * 4 > memory // 2:
-        raise SpecError(
-            label,
-            f"{format_quantity(params)} parameters ({format_quantity(params * 4)}B of float32 weights) "
-            f"cannot be built on this machine ({memory / 2**30:.1f} GiB of memory)",
-        )
+    weights = arch_cost(arch, img_size=img_size).params * 4
+    limits = [("this machine", physical_memory())]  # the model is always built on the CPU first
+    if device.startswith("cuda") and torch.cuda.is_available():
+        limits.append((f"{device} ({torch.cuda.get_device_name(device)})", torch.cuda.get_device_properties(device).total_memory))
+    for where, memory in limits:
+        if memory and weights > memory // 2:
+            return (
+                f"{format_quantity(weights // 4)} parameters ({format_quantity(weights)}B of float32 weights) "
+                f"cannot be built on {where} ({memory / 2**30:.1f} GiB of memory)"
+            )
+    return None
 
 
 @contextmanager
@@ -177,7 +188,7 @@ def profile(
         raise SpecError("--dtype", f"expected one of {', '.join(DTYPES)}, got '{dtype}'")
     name, arch, model, size = _resolve(target, img_size)
     if arch is not None:
-        check_buildable(arch, target if isinstance(target, str) else name, img_size=size)
+        check_buildable(arch, target if isinstance(target, str) else name, img_size=size, device=device)
     # Per image: MACs scale linearly with batch.
     cost = arch_cost(arch, img_size=size, audited=True) if arch is not None else module_cost(model, size)  # type: ignore[arg-type]
     lat = mem = None

@@ -100,6 +100,11 @@ def run_trial(config: dict[str, Any], *, data: Dataset | None, plan: TrialPlan) 
     hold = DeviceHold(lease_for_this_node(plan.run_id), lease_holder(plan.run_id, config["trial_number"]))
     if hold.lease is not None:
         record["lease_windows"] = hold.windows  # the same list: windows land as the trial takes them
+    too_large = _too_large(arch, plan)
+    if too_large:  # refused from its meta count: building it would allocate until the OS kills the worker
+        record.update(status="rejected", error=too_large, finished_at=time.time())
+        tune.report(_objective_placeholders(record, plan.objectives))
+        return
     try:
         # Building and tracing the full-size model is heavy CPU work: no latency is timed meanwhile.
         with hold.shared():
@@ -152,6 +157,13 @@ def _cheap_objectives(arch: ArchSpec) -> dict[str, Any]:
 
     cost = arch_cost(arch, audited=True)
     return {"params": cost.params, "macs": cost.macs, "uncounted_ops": ",".join(cost.uncounted_ops)}
+
+
+def _too_large(arch: ArchSpec, plan: TrialPlan) -> str | None:
+    from archbench.measure.profile import too_large_to_build
+
+    device = plan.train.device if plan.measure_latency else "cpu"  # the full-size model meets the GPU only to be timed
+    return too_large_to_build(arch, img_size=plan.target_img_size, device=device)
 
 
 def lease_holder(run_id: str, trial_number: int) -> str:

@@ -121,6 +121,19 @@ def test_constraint_violations_are_rejected_without_training(ray_local, tiny_opt
     assert sum(outcome.counts.values()) == 4
 
 
+def test_a_model_too_large_for_the_machine_is_rejected_before_it_is_built(ray_local, tiny_options, repo):
+    """A space of one architecture (a file) whose every key is within bounds but whose whole is
+    35 T parameters: the trial is rejected from its meta count, the worker allocates nothing."""
+    huge = repo / "tests" / "fixtures" / "bad_inputs" / "architectures" / "huge_model.yaml"
+    options = tiny_options(trials=1, space=str(huge), objectives=parse_objectives("params:min"))
+    outcome = search(options)
+
+    df = read_run(options.run_dir)
+    assert outcome.counts == {"rejected": 1} and list(df["status"]) == ["rejected"]
+    assert df["error"][0].startswith("35.2 T parameters (141 TB of float32 weights) cannot be built on this machine (")
+    assert df["params"].isna().all() and df["latency_ms_median"].isna().all()  # nothing was built to count or time
+
+
 def test_the_same_seed_samples_the_same_architectures(ray_local, tiny_options, tmp_path):
     """With one trial at a time, the seeded sampler proposes the same sequence (TPE past its
     random start-up trials, so the model-based part is covered too)."""
