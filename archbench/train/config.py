@@ -26,6 +26,20 @@ DATASET_FORMS = (
 )
 
 
+# TrialRecord column -> the TrainConfig field it records (``epochs`` is stored as ``proxy_epochs`` …).
+RECORD_COLUMNS = {
+    "dataset": "dataset",
+    "proxy_img_size": "proxy_img_size",
+    "proxy_width_mult": "proxy_width_mult",
+    "proxy_depth_mult": "proxy_depth_mult",
+    "proxy_epochs": "epochs",
+    "proxy_batch_size": "batch_size",
+    "proxy_lr": "lr",
+    "proxy_train_images": "train_images",
+    "seed": "seed",
+}
+
+
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -156,17 +170,23 @@ class TrainConfig:
 
         The one mapping from settings to result columns (``epochs`` is stored as ``proxy_epochs`` …).
         """
-        return {
-            "dataset": self.dataset,
-            "proxy_img_size": self.proxy_img_size,
-            "proxy_width_mult": self.proxy_width_mult,
-            "proxy_depth_mult": self.proxy_depth_mult,
-            "proxy_epochs": self.epochs,
-            "proxy_batch_size": self.batch_size,
-            "proxy_lr": self.lr,
-            "proxy_train_images": self.train_images,
-            "seed": self.seed,
-        }
+        return {column: getattr(self, name) for column, name in RECORD_COLUMNS.items()}
+
+    @classmethod
+    def from_record(cls, record: Any) -> TrainConfig:
+        """The config a recorded trial trained with, as far as its columns tell (the inverse of
+        :meth:`record_fields`; settings no column holds keep their defaults).
+
+        Example:
+            >>> config = TrainConfig(epochs=3, proxy_img_size=24, seed=7)
+            >>> TrainConfig.from_record(config.record_fields()) == config
+            True
+        """
+        get = record.get if isinstance(record, dict) else lambda key: getattr(record, key, None)
+        values = {name: get(column) for column, name in RECORD_COLUMNS.items()}
+        if values["dataset"] is None:  # no training settings were recorded at all
+            return cls()
+        return cls(**{k: v for k, v in values.items() if v is not None or k == "train_images"})
 
     def load_dataset(self) -> Dataset:
         """The dataset at the proxy resolution, split with this seed (DatasetError if it cannot be read)."""
