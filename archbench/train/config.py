@@ -88,6 +88,8 @@ class TrainConfig:
         clip_grad: clip the global gradient norm to this value (None: no clipping).
         eval_batch_size: batch size of evaluation (None: 2 × ``batch_size``).
         channels_last: NHWC memory format (None: on CUDA for models with 2-D convolutions).
+        knn_at_init: also take the k-NN probe of the untrained proxy (``val_knn_acc_init``); the
+            probe after training (``val_knn_acc``) is always taken.
     """
 
     # The default proxy (docs/search.md says why each value is what it is, with measurements).
@@ -111,6 +113,7 @@ class TrainConfig:
     clip_grad: float | None = None
     eval_batch_size: int | None = None
     channels_last: bool | None = None
+    knn_at_init: bool = False
 
     def __post_init__(self) -> None:
         checks = [

@@ -101,6 +101,9 @@ class TrainResult:
         device: the device trained on, e.g. ``cpu`` or ``cuda:0``.
         peak_memory_mb: peak CUDA memory allocated during training in MiB (None on CPU).
         history: one EpochResult per epoch run.
+        val_knn_acc: weighted k-NN accuracy on the val split of the trained model's classifier
+            features (DINO's probe, :mod:`archbench.train.knn`), a fraction in [0, 1].
+        val_knn_acc_init: the same at initialisation (None unless ``config.knn_at_init``).
 
     ``train_loss_sum`` is the sum of the per-epoch mean training losses, the "sum of training
     losses" (SoTL) that Ru et al. (ICLR 2021) found to predict the final accuracy (lower is better).
@@ -119,6 +122,8 @@ class TrainResult:
     device: str
     peak_memory_mb: float | None
     history: tuple[EpochResult, ...]
+    val_knn_acc: float | None = None
+    val_knn_acc_init: float | None = None
 
     @property
     def train_loss_sum(self) -> float:
@@ -138,6 +143,8 @@ class TrainResult:
             "train_device": self.device,
             "proxy_params": self.params,
             "train_loss_sum": self.train_loss_sum,
+            "val_knn_acc": self.val_knn_acc,
+            "val_knn_acc_init": self.val_knn_acc_init,
         }
 
 
@@ -272,7 +279,15 @@ def _train(
     # On CUDA a per-step .item() would stall the launch queue; check the loss every few steps.
     check_every = 16 if cuda else 1
     generator = torch.Generator().manual_seed(config.seed)
+    eval_batch = config.eval_batch_size or 2 * batch_size
 
+    def knn_probe() -> float:
+        from archbench.train.knn import extract_features, knn_accuracy
+
+        features = [extract_features(model, x, scale, shift, eval_batch, autocast, channels_last) for x in (train_x, val_x)]
+        return knn_accuracy(features[0], train_y, features[1], val_y, data.num_classes)
+
+    knn_init = knn_probe() if config.knn_at_init else None
     history: list[EpochResult] = []
     step = 0
     train_seconds = eval_seconds = 0.0
@@ -318,7 +333,7 @@ def _train(
         images_seen += epoch_images
 
         eval_start = time.perf_counter()
-        val_loss, val_acc = _evaluate(model, val_x, val_y, scale, shift, config.eval_batch_size or 2 * batch_size, autocast, channels_last)
+        val_loss, val_acc = _evaluate(model, val_x, val_y, scale, shift, eval_batch, autocast, channels_last)
         eval_seconds += time.perf_counter() - eval_start
         if not math.isfinite(val_loss):
             raise TrainingDiverged(f"validation loss is {val_loss} after epoch {epoch}", epoch=epoch, step=step)
@@ -338,6 +353,9 @@ def _train(
             stopped = epoch < epochs
             break
 
+    eval_start = time.perf_counter()
+    knn = knn_probe()
+    eval_seconds += time.perf_counter() - eval_start
     last = history[-1]
     return TrainResult(
         val_acc=last.val_acc,
@@ -353,6 +371,8 @@ def _train(
         device=str(dev),
         peak_memory_mb=torch.cuda.max_memory_allocated(dev) / 2**20 if cuda else None,
         history=tuple(history),
+        val_knn_acc=knn,
+        val_knn_acc_init=knn_init,
     )
 
 
