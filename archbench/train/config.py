@@ -24,6 +24,8 @@ DATASET_FORMS = (
     "fashion-mnist-subset | digits (both bundled) | fashion-mnist (Debian's dataset-fashion-mnist) | "
     "fashion-mnist:PATH | cifar10:PATH | cifar100:PATH | folder:PATH"
 )
+# Data-mixing rules of proxy training (archbench.train.mixing documents each with its paper).
+MIX_RULES = ("none", "mixup", "cutmix", "transmix", "tokenmix", "tl-align", "smmix")
 
 
 # TrialRecord column -> the TrainConfig field it records (``epochs`` is stored as ``proxy_epochs`` …).
@@ -74,8 +76,10 @@ class TrainConfig:
         weight_decay: AdamW decoupled weight decay.
         warmup_epochs: linear warm-up from ``lr / 100``, in (fractional) epochs; capped below the run's length.
         label_smoothing: label smoothing of the targets, in [0, 1).
-        mixup: Mixup alpha (0: off).
-        cutmix: CutMix alpha (0: off).
+        mixup: Mixup alpha (0: off; with ``mix`` set, 0 takes DeiT's 0.8).
+        cutmix: CutMix alpha (0: off; with ``mix`` set, 0 takes DeiT's 1.0).
+        mix: the data-mixing rule, one of ``MIX_RULES`` (:mod:`archbench.train.mixing`); ``none``
+            mixes as ``mixup``/``cutmix`` say (timm's Mixup/CutMix when either is > 0).
         proxy_img_size: resolution of the proxy and its dataset, 8 to 4096.
         proxy_width_mult: factor on every width of the architecture, in (0, 1].
         proxy_depth_mult: factor on every stage depth, in (0, 1].
@@ -102,6 +106,7 @@ class TrainConfig:
     label_smoothing: float = 0.1
     mixup: float = 0.0
     cutmix: float = 0.0
+    mix: str = "none"
     proxy_img_size: int = 32
     proxy_width_mult: float = 0.5
     proxy_depth_mult: float = 0.5
@@ -128,8 +133,9 @@ class TrainConfig:
                 self.mixup >= 0 and self.cutmix >= 0,
                 f"--mixup and --cutmix are Beta alphas >= 0 (0: off), got {self.mixup!r}, {self.cutmix!r}",
             ),
+            (self.mix in MIX_RULES, f"--mix must be one of {', '.join(MIX_RULES)}, got {self.mix!r}"),
             (
-                not (self.mixup > 0 or self.cutmix > 0) or self.batch_size % 2 == 0,
+                not (self.mixup > 0 or self.cutmix > 0 or self.mix != "none") or self.batch_size % 2 == 0,
                 f"--batch-size: Mixup/CutMix mix pairs of images: batch_size must be even, got {self.batch_size}",
             ),
             (_is_int(self.proxy_img_size) and self.proxy_img_size >= 8, "--proxy-img-size must be >= 8"),

@@ -15,8 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 import numpy as np
 import torch
 import torch.nn.functional as F
-from timm.data import Mixup
-from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
+from timm.loss import LabelSmoothingCrossEntropy
 from timm.optim import create_optimizer_v2, param_groups_weight_decay
 from timm.scheduler import CosineLRScheduler
 from torch import nn
@@ -25,6 +24,7 @@ from archbench.errors import UserError
 from archbench.measure.params import count_params
 from archbench.train.config import TrainConfig
 from archbench.train.data import Dataset, iterate_batches, num_batches
+from archbench.train.mixing import mix_rule
 
 if TYPE_CHECKING:
     from archbench.spec import ArchSpec
@@ -104,6 +104,8 @@ class TrainResult:
         val_knn_acc: weighted k-NN accuracy on the val split of the trained model's classifier
             features (DINO's probe, :mod:`archbench.train.knn`), a fraction in [0, 1].
         val_knn_acc_init: the same at initialisation (None unless ``config.knn_at_init``).
+        mix_rule: the data-mixing rule as applied (:mod:`archbench.train.mixing`), e.g. ``transmix``
+            or ``transmix (area fallback)`` for a model without class-token attention.
 
     ``train_loss_sum`` is the sum of the per-epoch mean training losses, the "sum of training
     losses" (SoTL) that Ru et al. (ICLR 2021) found to predict the final accuracy (lower is better).
@@ -124,6 +126,7 @@ class TrainResult:
     history: tuple[EpochResult, ...]
     val_knn_acc: float | None = None
     val_knn_acc_init: float | None = None
+    mix_rule: str = "none"
 
     @property
     def train_loss_sum(self) -> float:
@@ -145,6 +148,7 @@ class TrainResult:
             "train_loss_sum": self.train_loss_sum,
             "val_knn_acc": self.val_knn_acc,
             "val_knn_acc_init": self.val_knn_acc_init,
+            "mix_rule": self.mix_rule,
         }
 
 
@@ -159,9 +163,10 @@ def train_proxy(
 
     AdamW (timm's ``create_optimizer_v2``; no decay on norms, biases and position embeddings),
     timm's ``CosineLRScheduler`` updated every step after a linear warm-up, and timm's label
-    smoothing loss, or Mixup/CutMix with soft-target cross-entropy when ``mixup`` or ``cutmix`` is
-    on. On CUDA the forward runs under bf16 autocast and conv-heavy models in channels_last. The
-    same ``seed`` gives the same weights, batches and augmentations, so on CPU (same thread count)
+    smoothing loss, or a data-mixing rule (Mixup/CutMix, TransMix, TokenMix, TL-Align, SMMix:
+    :mod:`archbench.train.mixing`) with soft-target cross-entropy when ``mix``, ``mixup`` or
+    ``cutmix`` says so. On CUDA the forward runs under bf16 autocast and conv-heavy models in
+    channels_last. The same ``seed`` gives the same weights, batches and augmentations, so on CPU (same thread count)
     the same result; global RNG and thread settings are restored on return.
 
     ``config``'s dataset and proxy settings say how the caller makes ``data`` and the proxy
@@ -265,20 +270,20 @@ def _train(
         warmup_prefix=True,
         t_in_epochs=False,
     )
-    mix = None
-    if config.mixup > 0 or config.cutmix > 0:
-        mix = Mixup(
-            mixup_alpha=config.mixup, cutmix_alpha=config.cutmix, label_smoothing=config.label_smoothing, num_classes=data.num_classes
-        )
-        criterion: nn.Module = SoftTargetCrossEntropy()
-    elif config.label_smoothing > 0:
-        criterion = LabelSmoothingCrossEntropy(smoothing=config.label_smoothing)
+    mix = mix_rule(config, data.num_classes)
+    if config.label_smoothing > 0:
+        criterion: nn.Module = LabelSmoothingCrossEntropy(smoothing=config.label_smoothing)
     else:
         criterion = nn.CrossEntropyLoss()
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else contextlib.nullcontext()
     # On CUDA a per-step .item() would stall the launch queue; check the loss every few steps.
     check_every = 16 if cuda else 1
     generator = torch.Generator().manual_seed(config.seed)
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        with autocast:
+            return model(x)
+
     eval_batch = config.eval_batch_size or 2 * batch_size
 
     def knn_probe() -> float:
@@ -304,13 +309,13 @@ def _train(
             x = torch.addcmul(shift, xb.float(), scale)  # uint8 -> normalised float32
             if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            target = yb
-            if mix is not None:
-                if len(x) % 2:  # Mixup pairs images; only a dataset smaller than a batch hits this
+            if mix is None:
+                with autocast:
+                    loss = criterion(model(x), yb)
+            else:
+                if len(x) % 2:  # mixing pairs images; only a dataset smaller than a batch hits this
                     x, yb = x[:-1], yb[:-1]
-                x, target = mix(x, yb)
-            with autocast:
-                loss = criterion(model(x), target)
+                loss = mix.loss(model, x, yb, forward)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if config.clip_grad is not None:
@@ -373,6 +378,7 @@ def _train(
         history=tuple(history),
         val_knn_acc=knn,
         val_knn_acc_init=knn_init,
+        mix_rule=mix.used if mix is not None else "none",
     )
 
 
