@@ -143,7 +143,7 @@ def tokenmix_mask(h: int, w: int, rng: np.random.Generator, *, ratio: float = TO
         for _ in range(10):
             area = rng.uniform(1, left)
             aspect = math.exp(rng.uniform(*log_aspect))
-            bh, bw = int(round(math.sqrt(area * aspect))), int(round(math.sqrt(area / aspect)))
+            bh, bw = round(math.sqrt(area * aspect)), round(math.sqrt(area / aspect))
             if 0 < bh <= h and 0 < bw <= w:
                 top, lft = int(rng.integers(0, h - bh + 1)), int(rng.integers(0, w - bw + 1))
                 new = bh * bw - int(mask[top:top + bh, lft:lft + bw].sum())
@@ -162,8 +162,8 @@ def smmix_windows(attn: torch.Tensor, side: int) -> tuple[torch.Tensor, torch.Te
     each (B, 2)."""
     sums = F.avg_pool2d(attn.unsqueeze(1).float(), side, stride=1).flatten(1)  # (B, windows)
     cols = attn.shape[-1] - side + 1
-    corner = lambda i: torch.stack([i // cols, i % cols], dim=1)  # noqa: E731
-    return corner(sums.argmin(1)), corner(sums.argmax(1))
+    low, high = sums.argmin(1), sums.argmax(1)
+    return torch.stack([low // cols, low % cols], dim=1), torch.stack([high // cols, high % cols], dim=1)
 
 
 # ---- attention of a model through the protocol ----------------------------------------------------
