@@ -84,8 +84,9 @@ def transmix_lambda(cls_attn: torch.Tensor, pasted: torch.Tensor, area: float) -
     class token's attention. ``cls_attn`` (B, N) over patches, ``pasted`` (N,) or (B, N) in {0, 1}.
 
     Example:
-        >>> transmix_lambda(torch.tensor([[0.1, 0.2, 0.3, 0.4]]), torch.tensor([0.0, 0.0, 0.0, 1.0]), 0.25).tolist()
-        [0.325]
+        >>> lam = transmix_lambda(torch.tensor([[0.1, 0.2, 0.3, 0.4]]), torch.tensor([0.0, 0.0, 0.0, 1.0]), 0.25)
+        >>> round(float(lam), 6)  # (0.25 + 0.4) / 2
+        0.325
     """
     pasted = pasted.to(cls_attn.dtype).expand_as(cls_attn)
     inside = (cls_attn * pasted).sum(-1)
