@@ -30,10 +30,11 @@ class MHSABlock(KeepsAttention, TimmViTBlock):
         if self.keep_attention:
             attn = self.attn
             B, N, _ = x.shape
-            qkv = attn.qkv(self.norm1(x)).reshape(B, N, 3, attn.num_heads, attn.head_dim).permute(2, 0, 3, 1, 4)
             prefix = tokens.num_prefix_tokens if tokens is not None else 0
             hw = tokens.hw if tokens is not None else (N - prefix, 1)
-            self.keep(attn.q_norm(qkv[0]), attn.k_norm(qkv[1]), attn.scale, prefix, hw)
+            with torch.no_grad():  # a label, not a path for gradients
+                qkv = attn.qkv(self.norm1(x)).reshape(B, N, 3, attn.num_heads, attn.head_dim).permute(2, 0, 3, 1, 4)
+                self.keep(attn.q_norm(qkv[0]), attn.k_norm(qkv[1]), attn.scale, prefix, hw)
         return super().forward(x)
 
 

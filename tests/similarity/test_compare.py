@@ -42,7 +42,9 @@ def test_compare_writes_heatmap_and_matrices(tmp_path: Path, capsys: pytest.Capt
     matrix = torch.tensor(data["cka"])
     assert matrix.shape == (3, 5) and bool(((matrix > -0.05) & (matrix <= 1.0 + 1e-9)).all())
 
-    assert main(["compare", "deit_ti", "deit_ti", *TINY, "--output", str(pa), "--cka-batch", "64"]) == 0
+    assert main(["compare", "deit_ti", "deit_ti", *TINY, "--output", str(pa), "--cka-batch", "64", "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)  # --json: the result on stdout, nothing else
+    assert printed["images"] == 320 and printed["trained"] is False and len(printed["cka"]) == 3
     table = pq.read_table(pa).to_pylist()
     assert len(table) == 9
     diagonal = [row["cka"] for row in table if row["index_a"] == row["index_b"]]
