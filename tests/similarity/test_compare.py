@@ -31,10 +31,10 @@ def test_block_layers_are_the_published_depths() -> None:
 
 def test_compare_writes_heatmap_and_matrices(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     png, js, pa = tmp_path / "out" / "cka.png", tmp_path / "m.json", tmp_path / "m.parquet"
-    code = main(["compare", "deit_ti", "convnext_t", *TINY, "--plot", str(png), "--output", str(js), "--cka-batch", "64"])
+    code = main(["compare", "deit_ti", "convnext_t", *TINY, "--plot", str(png), "--output", str(js), "--cka-batch", "64", "--images", "200"])
     out, err = capsys.readouterr()
     assert code == 0, err
-    assert out.startswith("CKA deit_ti × convnext_t (3 × 5 blocks, at initialisation, 320 digits images at 32 px): mean ")
+    assert out.startswith("CKA deit_ti × convnext_t (3 × 5 blocks, at initialisation, 192 digits images at 32 px): mean ")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     data = json.loads(js.read_text())
     assert data["layers_a"] == ["blocks.0", "blocks.1", "blocks.2"]
@@ -42,9 +42,9 @@ def test_compare_writes_heatmap_and_matrices(tmp_path: Path, capsys: pytest.Capt
     matrix = torch.tensor(data["cka"])
     assert matrix.shape == (3, 5) and bool(((matrix > -0.05) & (matrix <= 1.0 + 1e-9)).all())
 
-    assert main(["compare", "deit_ti", "deit_ti", *TINY, "--output", str(pa), "--cka-batch", "64", "--json"]) == 0
+    assert main(["compare", "deit_ti", "deit_ti", *TINY, "--output", str(pa), "--cka-batch", "64", "--images", "200", "--json"]) == 0
     printed = json.loads(capsys.readouterr().out)  # --json: the result on stdout, nothing else
-    assert printed["images"] == 320 and printed["trained"] is False and len(printed["cka"]) == 3
+    assert printed["images"] == 192 and printed["trained"] is False and len(printed["cka"]) == 3
     table = pq.read_table(pa).to_pylist()
     assert len(table) == 9
     diagonal = [row["cka"] for row in table if row["index_a"] == row["index_b"]]

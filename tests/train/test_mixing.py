@@ -12,7 +12,7 @@ from archbench import zoo
 from archbench.blocks._common import AttentionMap
 from archbench.errors import UserError
 from archbench.search.options import SearchOptions
-from archbench.train import TrainConfig, load_dataset, train_proxy
+from archbench.train import TrainConfig, load_dataset, scale_arch, train_proxy
 from archbench.train.mixing import (
     _move_windows,
     attention_blocks,
@@ -82,7 +82,8 @@ def test_smmix_cuts_where_the_source_attends_most_and_pastes_where_the_target_at
 
 
 def test_mhsa_keeps_timms_explicit_attention() -> None:
-    model = archbench.build("deit_ti", img_size=32, num_classes=10).eval()
+    proxy = scale_arch(zoo.get("deit_ti"), width_mult=0.25, depth_mult=1.0, img_size=32, num_classes=10)
+    model = archbench.build(proxy).eval()
     block = attention_blocks(model)[0]
     block.attn.fused_attn = False  # timm's explicit path: the softmax enters attn_drop
     seen: list[torch.Tensor] = []
