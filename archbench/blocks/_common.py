@@ -87,7 +87,7 @@ class AttentionMap:
 
 
 class KeepsAttention:
-    """Mixin of a block whose token mixing is softmax attention over all of its tokens.
+    """Mixin of a block (or its attention module) whose token mixing is attention over all of its tokens.
 
     While ``keep_attention`` is True, every forward leaves the block's map in ``last_attention``;
     off (the default) the block computes nothing extra. Data mixing (TransMix, TL-Align, SMMix)
@@ -100,5 +100,8 @@ class KeepsAttention:
     def keep(self, q: torch.Tensor, k: torch.Tensor, scale: float, prefix: int, hw: tuple[int, int]) -> None:
         """Store softmax(q kᵀ · scale) averaged over heads, from q, k of shape (B, heads, N, d)."""
         with torch.no_grad():
-            probs = ((q.float() * scale) @ k.float().transpose(-2, -1)).softmax(dim=-1).mean(dim=1)
-        self.last_attention = AttentionMap(probs, prefix, hw)
+            self.keep_map(((q.float() * scale) @ k.float().transpose(-2, -1)).softmax(dim=-1), prefix, hw)
+
+    def keep_map(self, probs: torch.Tensor, prefix: int, hw: tuple[int, int]) -> None:
+        """Store an explicit attention map (B, heads, N, N) whose rows sum to 1, averaged over heads."""
+        self.last_attention = AttentionMap(probs.detach().float().mean(dim=1), prefix, hw)

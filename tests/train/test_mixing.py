@@ -96,6 +96,21 @@ def test_mhsa_keeps_timms_explicit_attention() -> None:
     assert not block.keep_attention  # switched off again: no extra work in later forwards
 
 
+def test_gpsa_keeps_its_gated_renormalised_map() -> None:
+    proxy = scale_arch(zoo.get("convit_ti"), width_mult=0.25, depth_mult=1.0, img_size=32, num_classes=10)
+    model = archbench.build(proxy).eval()
+    blocks = attention_blocks(model)
+    assert [type(b).__name__ for b in blocks] == ["GridGPSA"] * 10 + ["MHSABlock"] * 2  # ConViT-Ti: 10 GPSA, 2 MHSA
+    gpsa = blocks[0]
+    seen: list[torch.Tensor] = []
+    # After the forward, timm's get_attention reads the grid's relative positions this forward set.
+    gpsa.register_forward_hook(lambda module, args, _out: seen.append(module.get_attention(args[0]).mean(1)))
+    with keeping_attention(blocks), torch.no_grad():
+        model(torch.randn(2, 3, 32, 32))
+    assert gpsa.last_attention.prefix == 0 and blocks[-1].last_attention.prefix == 1  # the class token joins after GPSA
+    assert torch.allclose(gpsa.last_attention.probs, seen[0], atol=1e-6)
+
+
 @pytest.fixture(scope="module")
 def digits32():
     return load_dataset("digits", img_size=32, seed=0)
@@ -108,6 +123,7 @@ def digits32():
         ("deit_ti", "tl-align", "tl-align"),
         ("deit_ti", "smmix", "smmix"),
         ("deit_ti", "tokenmix", "tokenmix"),
+        ("convit_ti", "tl-align", "tl-align"),  # traced through GPSA, then MHSA once the class token joins
         ("convnext_t", "transmix", "transmix (area fallback)"),
         ("convnext_t", "tl-align", "tl-align (area fallback)"),
         ("convnext_t", "smmix", "smmix (area fallback)"),
