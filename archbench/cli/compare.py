@@ -47,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
 
     from archbench.cli._output import check_writable, console, print_json, quiet_libraries, write_file
     from archbench.cli._proxy_flags import PROXY_FLAGS, proxy_values
+    from archbench.similarity.cka import MIN_BATCH
     from archbench.similarity.compare import compare, heatmap_png, parquet_bytes, resolve_operand
     from archbench.train.config import TrainConfig
 
@@ -55,6 +56,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--output: {args.output}: give a .json or .parquet file")
     if args.images is not None and args.images < 1:
         raise UsageError(f"--images must be >= 1, got {args.images}")
+    if args.cka_batch < MIN_BATCH:  # checked before any model is built
+        raise UsageError(f"--cka-batch: CKA's unbiased estimator needs at least {MIN_BATCH} examples a batch, got {args.cka_batch}")
     for path, option in ((args.plot, "--plot"), (args.output, "--output")):
         if path is not None:
             check_writable(path, option)

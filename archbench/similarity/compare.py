@@ -59,6 +59,8 @@ def _trial_operand(text: str, run: Path, trial: str) -> Operand:
     from archbench.store.run import RunFolder
     from archbench.train.config import TrainConfig
 
+    if not RunFolder.is_run(run):
+        raise UserError(f"{text}: {run} is not a run folder (no manifest.json or trials/)")
     folder = RunFolder(run)
     candidates = [trial] + ([f"{int(trial):05d}"] if trial.isdigit() else [])  # searches number trials 00003
     for trial_id in candidates:
@@ -156,14 +158,14 @@ def compare(
         UserError: a bad ``batch_size``/``max_images``, or too few val images for one batch.
     """
     if batch_size < MIN_BATCH:
-        raise UserError(f"--batch-size: CKA's unbiased estimator needs at least {MIN_BATCH} examples a batch, got {batch_size}")
+        raise UserError(f"--cka-batch: CKA's unbiased estimator needs at least {MIN_BATCH} examples a batch, got {batch_size}")
     started = time.perf_counter()
     say = on_stage or (lambda _text: None)
     say(f"loading {config.dataset}")
     data = config.load_dataset()
     images = len(data.val_y) if max_images is None else min(max_images, len(data.val_y))
     if images < batch_size:
-        raise UserError(f"{config.dataset}: {images} val images is fewer than one CKA batch of {batch_size}; lower --batch-size")
+        raise UserError(f"{config.dataset}: {images} val images is fewer than one CKA batch of {batch_size}; lower --cka-batch")
     dev = torch.device(config.resolved_device())
     models = []
     for operand in (a, b):

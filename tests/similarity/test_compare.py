@@ -66,8 +66,8 @@ def test_a_trial_of_a_run_is_an_operand(tmp_path: Path) -> None:
     [
         (["nope_net", "deit_ti"], "unknown model 'nope_net'"),
         (["deit_ti", "deit_ti", "--output", "m.csv"], "--output: m.csv: give a .json or .parquet file"),
-        (["deit_ti", "deit_ti", *TINY, "--cka-batch", "3"], "at least 4 examples a batch"),
-        (["deit_ti", "deit_ti", *TINY, "--images", "10"], "fewer than one CKA batch"),
+        (["deit_ti", "deit_ti", *TINY, "--cka-batch", "3"], "--cka-batch: CKA's unbiased estimator needs at least 4 examples a batch"),
+        (["deit_ti", "deit_ti", *TINY, "--images", "10"], "fewer than one CKA batch of 256; lower --cka-batch"),
     ],
 )
 def test_bad_input_is_one_line(argv: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
@@ -78,6 +78,8 @@ def test_bad_input_is_one_line(argv: list[str], message: str, tmp_path: Path, ca
 
 
 def test_a_missing_trial_names_the_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "trials").mkdir(parents=True)
     assert main(["compare", f"{tmp_path / 'run'}:7", "deit_ti"]) == 2
     assert "no trial '7' in the run" in capsys.readouterr().err
+    assert main(["compare", f"{tmp_path}:7", "deit_ti"]) == 2
+    assert f"{tmp_path} is not a run folder" in capsys.readouterr().err
