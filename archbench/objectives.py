@@ -36,6 +36,7 @@ class ObjectiveInfo:
 
 KNOWN: dict[str, ObjectiveInfo] = {
     "val_acc": ObjectiveInfo("max", NEEDS_TRAINING, "val acc (%)", 100.0, ".1f", "%"),
+    "val_knn_acc": ObjectiveInfo("max", NEEDS_TRAINING, "k-NN acc (%)", 100.0, ".1f", "%"),  # DINO's probe
     "macs": ObjectiveInfo("min", None, "GMACs", 1e-9, ".2f", " G"),
     "params": ObjectiveInfo("min", None, "params (M)", 1e-6, ".2f", " M"),
     "latency_ms": ObjectiveInfo("min", None, "latency (ms)", 1.0, ".1f", " ms"),

@@ -1,7 +1,10 @@
 """Small pieces shared by several block families: spec names of norms and activations, the window
-partition of Swin (Liu et al., ICCV 2021) and Focal (Yang et al., NeurIPS 2021), init helpers.
+partition of Swin (Liu et al., ICCV 2021) and Focal (Yang et al., NeurIPS 2021), init helpers, and the
+attention-map protocol that attention-aware data mixing reads (archbench.train.mixing).
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -70,3 +73,35 @@ def init_convs_trunc_normal(module: nn.Module, std: float = 0.02) -> None:
             trunc_normal_(conv.weight, std=std)
             if conv.bias is not None:
                 nn.init.zeros_(conv.bias)
+
+
+# ---- the attention-map protocol -------------------------------------------------------------------
+@dataclass(frozen=True)
+class AttentionMap:
+    """One block's attention in one forward: ``probs`` (B, N, N) softmax probabilities averaged over
+    heads (rows sum to 1, detached, float32) over ``prefix`` class tokens then the ``hw`` patch grid."""
+
+    probs: torch.Tensor
+    prefix: int
+    hw: tuple[int, int]
+
+
+class KeepsAttention:
+    """Mixin of a block (or its attention module) whose token mixing is attention over all of its tokens.
+
+    While ``keep_attention`` is True, every forward leaves the block's map in ``last_attention``;
+    off (the default) the block computes nothing extra. Data mixing (TransMix, TL-Align, SMMix)
+    reads blocks through this protocol only, so a block family joins by calling :meth:`keep`.
+    """
+
+    keep_attention: bool = False
+    last_attention: AttentionMap | None = None
+
+    def keep(self, q: torch.Tensor, k: torch.Tensor, scale: float, prefix: int, hw: tuple[int, int]) -> None:
+        """Store softmax(q kᵀ · scale) averaged over heads, from q, k of shape (B, heads, N, d)."""
+        with torch.no_grad():
+            self.keep_map(((q.float() * scale) @ k.float().transpose(-2, -1)).softmax(dim=-1), prefix, hw)
+
+    def keep_map(self, probs: torch.Tensor, prefix: int, hw: tuple[int, int]) -> None:
+        """Store an explicit attention map (B, heads, N, N) whose rows sum to 1, averaged over heads."""
+        self.last_attention = AttentionMap(probs.detach().float().mean(dim=1), prefix, hw)

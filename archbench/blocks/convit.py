@@ -14,7 +14,7 @@ from timm.layers.typing import LayerType
 from timm.models.convit import GPSA
 from torch import nn
 
-from archbench.blocks._common import divisible_by_heads
+from archbench.blocks._common import KeepsAttention, divisible_by_heads
 from archbench.registry import BlockContext, Param, SpecError, TokenState, register
 
 
@@ -31,8 +31,9 @@ def relative_indices(hw: tuple[int, int], device: torch.device, dtype: torch.dty
     return torch.stack([dx, dy, dx**2 + dy**2], dim=-1).unsqueeze(0)
 
 
-class GridGPSA(GPSA):
-    """timm's GPSA whose positional scores come from the grid of this forward pass (not √N)."""
+class GridGPSA(KeepsAttention, GPSA):
+    """timm's GPSA whose positional scores come from the grid of this forward pass (not √N); its
+    gated, renormalised map joins the attention-map protocol (:class:`KeepsAttention`)."""
 
     def __init__(self, dim: int, heads: int, qkv_bias: bool, locality_strength: float) -> None:
         super().__init__(dim, num_heads=heads, qkv_bias=qkv_bias, locality_strength=locality_strength)
@@ -51,6 +52,8 @@ class GridGPSA(GPSA):
             self._rel_cache[key] = relative_indices(hw, x.device, x.dtype)
         self.rel_indices = self._rel_cache[key]  # read by timm's get_attention
         attn = self.get_attention(x)  # (B, heads, N, N): gated mix of content and positional scores
+        if self.keep_attention:
+            self.keep_map(attn, 0, hw)  # GPSA runs before the class token joins
         v = self.v(x).reshape(B, N, self.num_heads, C // self.num_heads).transpose(1, 2)  # (B, heads, N, d)
         x = (attn @ v).transpose(1, 2).reshape(B, N, C)
         return self.proj(x)

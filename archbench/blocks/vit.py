@@ -15,14 +15,26 @@ from timm.layers.typing import LayerType
 from timm.models.vision_transformer import Block as TimmViTBlock
 from torch import nn
 
-from archbench.blocks._common import divisible_by_heads, pad_to_kernel
+from archbench.blocks._common import KeepsAttention, divisible_by_heads, pad_to_kernel
 from archbench.registry import BlockContext, Param, TokenState, register
 
 
-class MHSABlock(TimmViTBlock):
-    """timm's ViT block (fused ``scaled_dot_product_attention``) on the isotropic token interface."""
+class MHSABlock(KeepsAttention, TimmViTBlock):
+    """timm's ViT block (fused ``scaled_dot_product_attention``) on the isotropic token interface.
+
+    The fused kernel never forms the attention map: with ``keep_attention`` on, q and k are
+    recomputed from the same weights to keep it (:class:`KeepsAttention`).
+    """
 
     def forward(self, x: torch.Tensor, tokens: TokenState | None = None) -> torch.Tensor:  # type: ignore[override]
+        if self.keep_attention:
+            attn = self.attn
+            B, N, _ = x.shape
+            prefix = tokens.num_prefix_tokens if tokens is not None else 0
+            hw = tokens.hw if tokens is not None else (N - prefix, 1)
+            with torch.no_grad():  # a label, not a path for gradients
+                qkv = attn.qkv(self.norm1(x)).reshape(B, N, 3, attn.num_heads, attn.head_dim).permute(2, 0, 3, 1, 4)
+                self.keep(attn.q_norm(qkv[0]), attn.k_norm(qkv[1]), attn.scale, prefix, hw)
         return super().forward(x)
 
 

@@ -14,7 +14,7 @@ from typing import NoReturn, Sequence
 from archbench.errors import UserError
 
 # Subcommand modules, in the order `archbench --help` lists them.
-SUBCOMMANDS = ("profile", "zoo", "reproduce", "spaces", "search", "fidelity", "report")
+SUBCOMMANDS = ("profile", "zoo", "reproduce", "spaces", "search", "fidelity", "report", "compare")
 
 # What the user can fix, reported in one line with exit status 2 (SpecError is a UserError); any
 # other exception is a bug and keeps its traceback.

@@ -48,6 +48,7 @@ SIGNALS: Mapping[str, Signal] = {
     "grad_norm": Signal(+1, "grad_norm", True),
     "snip": Signal(+1, "snip", True),
     "val_acc": Signal(+1, "proxy val_acc", False),
+    "val_knn_acc": Signal(+1, "proxy k-NN acc", False),
     "train_loss_sum": Signal(-1, "sum of train losses (SoTL)", False),
     "val_loss": Signal(-1, "proxy val_loss", False),
 }

@@ -27,7 +27,7 @@ _PER_TRIAL = frozenset({"threads"})
 _TRAIN_KEYS = tuple(f.name for f in fields(TrainConfig) if f.name not in _PER_TRIAL)
 # Recipe settings no flag sets: written only when changed from TrainConfig's default, so the
 # manifest of a run made with flags has the same keys as before TrainConfig existed.
-_WHEN_CHANGED = frozenset({"min_lr", "clip_grad", "eval_batch_size", "channels_last"})
+_WHEN_CHANGED = frozenset({"min_lr", "clip_grad", "eval_batch_size", "channels_last", "knn_at_init", "mix"})
 _TRAIN_DEFAULTS = TrainConfig()
 
 

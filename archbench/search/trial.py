@@ -230,7 +230,12 @@ def _train(arch: ArchSpec, data: Dataset | None, plan: TrialPlan, config: dict[s
             return
         # Give way between epochs to a latency measurement waiting for the device.
         hold.end_shared()
-        tune.report(dict(record))
+        # Tune wants every objective in every report: one taken after training (val_knn_acc) is
+        # reported as its worst value until then.
+        report = dict(record)
+        for o in plan.objectives:
+            report.setdefault(o.metric, -math.inf if o.direction == "max" else math.inf)
+        tune.report(report)
         hold.begin_shared()
 
     with hold.shared():

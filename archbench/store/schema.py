@@ -82,6 +82,11 @@ _COLUMNS: tuple[tuple[str, pa.DataType, bool], ...] = (
     # (archbench.train.zero_cost), the seconds each took, and the sum of the training losses
     *((name, pa.float64(), True) for name in ZERO_COST_COLUMNS),
     ("train_loss_sum", pa.float64(), True),
+    # the DINO k-NN probe of the proxy's features after training and (optionally) at initialisation,
+    # and the label-mixing rule training used (archbench.train.knn, archbench.train.mixing)
+    ("val_knn_acc", pa.float64(), True),
+    ("val_knn_acc_init", pa.float64(), True),
+    ("mix_rule", pa.string(), True),
 )
 
 SCHEMA: pa.Schema = pa.schema(
@@ -162,6 +167,9 @@ class TrialRecord:
     grad_norm_seconds: float | None = None
     snip_seconds: float | None = None
     train_loss_sum: float | None = None
+    val_knn_acc: float | None = None
+    val_knn_acc_init: float | None = None
+    mix_rule: str | None = None
     schema_version: int = field(default=SCHEMA_VERSION)
 
     def __post_init__(self) -> None:

@@ -24,6 +24,22 @@ DATASET_FORMS = (
     "fashion-mnist-subset | digits (both bundled) | fashion-mnist (Debian's dataset-fashion-mnist) | "
     "fashion-mnist:PATH | cifar10:PATH | cifar100:PATH | folder:PATH"
 )
+# Data-mixing rules of proxy training (archbench.train.mixing documents each with its paper).
+MIX_RULES = ("none", "mixup", "cutmix", "transmix", "tokenmix", "tl-align", "smmix")
+
+
+# TrialRecord column -> the TrainConfig field it records (``epochs`` is stored as ``proxy_epochs`` …).
+RECORD_COLUMNS = {
+    "dataset": "dataset",
+    "proxy_img_size": "proxy_img_size",
+    "proxy_width_mult": "proxy_width_mult",
+    "proxy_depth_mult": "proxy_depth_mult",
+    "proxy_epochs": "epochs",
+    "proxy_batch_size": "batch_size",
+    "proxy_lr": "lr",
+    "proxy_train_images": "train_images",
+    "seed": "seed",
+}
 
 
 def _is_int(value: Any) -> bool:
@@ -60,8 +76,10 @@ class TrainConfig:
         weight_decay: AdamW decoupled weight decay.
         warmup_epochs: linear warm-up from ``lr / 100``, in (fractional) epochs; capped below the run's length.
         label_smoothing: label smoothing of the targets, in [0, 1).
-        mixup: Mixup alpha (0: off).
-        cutmix: CutMix alpha (0: off).
+        mixup: Mixup alpha (0: off; with ``mix`` set, 0 takes DeiT's 0.8).
+        cutmix: CutMix alpha (0: off; with ``mix`` set, 0 takes DeiT's 1.0).
+        mix: the data-mixing rule, one of ``MIX_RULES`` (:mod:`archbench.train.mixing`); ``none``
+            mixes as ``mixup``/``cutmix`` say (timm's Mixup/CutMix when either is > 0).
         proxy_img_size: resolution of the proxy and its dataset, 8 to 4096.
         proxy_width_mult: factor on every width of the architecture, in (0, 1].
         proxy_depth_mult: factor on every stage depth, in (0, 1].
@@ -74,6 +92,8 @@ class TrainConfig:
         clip_grad: clip the global gradient norm to this value (None: no clipping).
         eval_batch_size: batch size of evaluation (None: 2 × ``batch_size``).
         channels_last: NHWC memory format (None: on CUDA for models with 2-D convolutions).
+        knn_at_init: also take the k-NN probe of the untrained proxy (``val_knn_acc_init``); the
+            probe after training (``val_knn_acc``) is always taken.
     """
 
     # The default proxy (docs/search.md says why each value is what it is, with measurements).
@@ -86,6 +106,7 @@ class TrainConfig:
     label_smoothing: float = 0.1
     mixup: float = 0.0
     cutmix: float = 0.0
+    mix: str = "none"
     proxy_img_size: int = 32
     proxy_width_mult: float = 0.5
     proxy_depth_mult: float = 0.5
@@ -97,6 +118,7 @@ class TrainConfig:
     clip_grad: float | None = None
     eval_batch_size: int | None = None
     channels_last: bool | None = None
+    knn_at_init: bool = False
 
     def __post_init__(self) -> None:
         checks = [
@@ -111,8 +133,9 @@ class TrainConfig:
                 self.mixup >= 0 and self.cutmix >= 0,
                 f"--mixup and --cutmix are Beta alphas >= 0 (0: off), got {self.mixup!r}, {self.cutmix!r}",
             ),
+            (self.mix in MIX_RULES, f"--mix must be one of {', '.join(MIX_RULES)}, got {self.mix!r}"),
             (
-                not (self.mixup > 0 or self.cutmix > 0) or self.batch_size % 2 == 0,
+                not (self.mixup > 0 or self.cutmix > 0 or self.mix != "none") or self.batch_size % 2 == 0,
                 f"--batch-size: Mixup/CutMix mix pairs of images: batch_size must be even, got {self.batch_size}",
             ),
             (_is_int(self.proxy_img_size) and self.proxy_img_size >= 8, "--proxy-img-size must be >= 8"),
@@ -156,17 +179,23 @@ class TrainConfig:
 
         The one mapping from settings to result columns (``epochs`` is stored as ``proxy_epochs`` …).
         """
-        return {
-            "dataset": self.dataset,
-            "proxy_img_size": self.proxy_img_size,
-            "proxy_width_mult": self.proxy_width_mult,
-            "proxy_depth_mult": self.proxy_depth_mult,
-            "proxy_epochs": self.epochs,
-            "proxy_batch_size": self.batch_size,
-            "proxy_lr": self.lr,
-            "proxy_train_images": self.train_images,
-            "seed": self.seed,
-        }
+        return {column: getattr(self, name) for column, name in RECORD_COLUMNS.items()}
+
+    @classmethod
+    def from_record(cls, record: Any) -> TrainConfig:
+        """The config a recorded trial trained with, as far as its columns tell (the inverse of
+        :meth:`record_fields`; settings no column holds keep their defaults).
+
+        Example:
+            >>> config = TrainConfig(epochs=3, proxy_img_size=24, seed=7)
+            >>> TrainConfig.from_record(config.record_fields()) == config
+            True
+        """
+        get = record.get if isinstance(record, dict) else lambda key: getattr(record, key, None)
+        values = {name: get(column) for column, name in RECORD_COLUMNS.items()}
+        if values["dataset"] is None:  # no training settings were recorded at all
+            return cls()
+        return cls(**{k: v for k, v in values.items() if v is not None or k == "train_images"})
 
     def load_dataset(self) -> Dataset:
         """The dataset at the proxy resolution, split with this seed (DatasetError if it cannot be read)."""

@@ -15,8 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 import numpy as np
 import torch
 import torch.nn.functional as F
-from timm.data import Mixup
-from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
+from timm.loss import LabelSmoothingCrossEntropy
 from timm.optim import create_optimizer_v2, param_groups_weight_decay
 from timm.scheduler import CosineLRScheduler
 from torch import nn
@@ -25,6 +24,7 @@ from archbench.errors import UserError
 from archbench.measure.params import count_params
 from archbench.train.config import TrainConfig
 from archbench.train.data import Dataset, iterate_batches, num_batches
+from archbench.train.mixing import mix_rule
 
 if TYPE_CHECKING:
     from archbench.spec import ArchSpec
@@ -101,6 +101,11 @@ class TrainResult:
         device: the device trained on, e.g. ``cpu`` or ``cuda:0``.
         peak_memory_mb: peak CUDA memory allocated during training in MiB (None on CPU).
         history: one EpochResult per epoch run.
+        val_knn_acc: weighted k-NN accuracy on the val split of the trained model's classifier
+            features (DINO's probe, :mod:`archbench.train.knn`), a fraction in [0, 1].
+        val_knn_acc_init: the same at initialisation (None unless ``config.knn_at_init``).
+        mix_rule: the data-mixing rule as applied (:mod:`archbench.train.mixing`), e.g. ``transmix``
+            or ``transmix (area fallback)`` for a model without class-token attention.
 
     ``train_loss_sum`` is the sum of the per-epoch mean training losses, the "sum of training
     losses" (SoTL) that Ru et al. (ICLR 2021) found to predict the final accuracy (lower is better).
@@ -119,6 +124,9 @@ class TrainResult:
     device: str
     peak_memory_mb: float | None
     history: tuple[EpochResult, ...]
+    val_knn_acc: float | None = None
+    val_knn_acc_init: float | None = None
+    mix_rule: str = "none"
 
     @property
     def train_loss_sum(self) -> float:
@@ -138,6 +146,9 @@ class TrainResult:
             "train_device": self.device,
             "proxy_params": self.params,
             "train_loss_sum": self.train_loss_sum,
+            "val_knn_acc": self.val_knn_acc,
+            "val_knn_acc_init": self.val_knn_acc_init,
+            "mix_rule": self.mix_rule,
         }
 
 
@@ -152,9 +163,10 @@ def train_proxy(
 
     AdamW (timm's ``create_optimizer_v2``; no decay on norms, biases and position embeddings),
     timm's ``CosineLRScheduler`` updated every step after a linear warm-up, and timm's label
-    smoothing loss, or Mixup/CutMix with soft-target cross-entropy when ``mixup`` or ``cutmix`` is
-    on. On CUDA the forward runs under bf16 autocast and conv-heavy models in channels_last. The
-    same ``seed`` gives the same weights, batches and augmentations, so on CPU (same thread count)
+    smoothing loss, or a data-mixing rule (Mixup/CutMix, TransMix, TokenMix, TL-Align, SMMix:
+    :mod:`archbench.train.mixing`) with soft-target cross-entropy when ``mix``, ``mixup`` or
+    ``cutmix`` says so. On CUDA the forward runs under bf16 autocast and conv-heavy models in
+    channels_last. The same ``seed`` gives the same weights, batches and augmentations, so on CPU (same thread count)
     the same result; global RNG and thread settings are restored on return.
 
     ``config``'s dataset and proxy settings say how the caller makes ``data`` and the proxy
@@ -258,14 +270,9 @@ def _train(
         warmup_prefix=True,
         t_in_epochs=False,
     )
-    mix = None
-    if config.mixup > 0 or config.cutmix > 0:
-        mix = Mixup(
-            mixup_alpha=config.mixup, cutmix_alpha=config.cutmix, label_smoothing=config.label_smoothing, num_classes=data.num_classes
-        )
-        criterion: nn.Module = SoftTargetCrossEntropy()
-    elif config.label_smoothing > 0:
-        criterion = LabelSmoothingCrossEntropy(smoothing=config.label_smoothing)
+    mix = mix_rule(config, data.num_classes)
+    if config.label_smoothing > 0:
+        criterion: nn.Module = LabelSmoothingCrossEntropy(smoothing=config.label_smoothing)
     else:
         criterion = nn.CrossEntropyLoss()
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else contextlib.nullcontext()
@@ -273,6 +280,19 @@ def _train(
     check_every = 16 if cuda else 1
     generator = torch.Generator().manual_seed(config.seed)
 
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        with autocast:
+            return model(x)
+
+    eval_batch = config.eval_batch_size or 2 * batch_size
+
+    def knn_probe() -> float:
+        from archbench.train.knn import extract_features, knn_accuracy
+
+        features = [extract_features(model, x, scale, shift, eval_batch, autocast, channels_last) for x in (train_x, val_x)]
+        return knn_accuracy(features[0], train_y, features[1], val_y, data.num_classes)
+
+    knn_init = knn_probe() if config.knn_at_init else None
     history: list[EpochResult] = []
     step = 0
     train_seconds = eval_seconds = 0.0
@@ -289,13 +309,13 @@ def _train(
             x = torch.addcmul(shift, xb.float(), scale)  # uint8 -> normalised float32
             if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            target = yb
-            if mix is not None:
-                if len(x) % 2:  # Mixup pairs images; only a dataset smaller than a batch hits this
+            if mix is None:
+                with autocast:
+                    loss = criterion(model(x), yb)
+            else:
+                if len(x) % 2:  # mixing pairs images; only a dataset smaller than a batch hits this
                     x, yb = x[:-1], yb[:-1]
-                x, target = mix(x, yb)
-            with autocast:
-                loss = criterion(model(x), target)
+                loss = mix.loss(model, x, yb, forward)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if config.clip_grad is not None:
@@ -318,7 +338,7 @@ def _train(
         images_seen += epoch_images
 
         eval_start = time.perf_counter()
-        val_loss, val_acc = _evaluate(model, val_x, val_y, scale, shift, config.eval_batch_size or 2 * batch_size, autocast, channels_last)
+        val_loss, val_acc = _evaluate(model, val_x, val_y, scale, shift, eval_batch, autocast, channels_last)
         eval_seconds += time.perf_counter() - eval_start
         if not math.isfinite(val_loss):
             raise TrainingDiverged(f"validation loss is {val_loss} after epoch {epoch}", epoch=epoch, step=step)
@@ -338,6 +358,9 @@ def _train(
             stopped = epoch < epochs
             break
 
+    eval_start = time.perf_counter()
+    knn = knn_probe()
+    eval_seconds += time.perf_counter() - eval_start
     last = history[-1]
     return TrainResult(
         val_acc=last.val_acc,
@@ -353,6 +376,9 @@ def _train(
         device=str(dev),
         peak_memory_mb=torch.cuda.max_memory_allocated(dev) / 2**20 if cuda else None,
         history=tuple(history),
+        val_knn_acc=knn,
+        val_knn_acc_init=knn_init,
+        mix_rule=mix.used if mix is not None else "none",
     )
 
 

@@ -72,3 +72,15 @@ def test_scores_and_the_loss_sum_land_in_their_columns(setting, tmp_path):
     record = writer.record_from(report, {"trial_number": 1, "arch": space.sample(1).to_dict()}, "ok")
     assert [getattr(record, c) for c in ZERO_COST_COLUMNS] == [float(i + 1) for i in range(len(ZERO_COST_COLUMNS))]
     assert record.train_loss_sum == 3.5 and record.val_acc == 0.5 and record.extra_json is not None
+
+
+def test_the_knn_probe_and_mixing_rule_land_in_their_columns(setting, tmp_path):
+    options, space, _, _ = setting
+    writer = PartWriter(tmp_path, options, MANIFEST, space)
+    report = {"trial_number": 2, "status": "ok", "epochs_run": 2, "val_acc": 0.5, "val_knn_acc": 0.625,
+              "val_knn_acc_init": 0.25, "mix_rule": "transmix (area fallback)"}
+    record = writer.record_from(report, {"trial_number": 2, "arch": space.sample(2).to_dict()}, "ok")
+    assert (record.val_knn_acc, record.val_knn_acc_init, record.mix_rule) == (0.625, 0.25, "transmix (area fallback)")
+    # An interrupted trial's last report before the probe carries the placeholder: stored as null.
+    record = writer.record_from({**report, "val_knn_acc": -math.inf}, {"trial_number": 2, "arch": space.sample(2).to_dict()}, "interrupted")
+    assert record.val_knn_acc is None
