@@ -15,7 +15,7 @@ OUTPUT_SUFFIXES = (".json", ".parquet")
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     from archbench.cli._proxy_flags import add_proxy_flags
-    from archbench.similarity.compare import DEFAULT_BATCH
+    from archbench.similarity import DEFAULT_BATCH
     from archbench.train.config import TrainConfig
 
     p = subparsers.add_parser(

@@ -3,11 +3,35 @@ Nguyen et al., 2021) of every block of one against every block of another (Raghu
 """
 from __future__ import annotations
 
-from archbench.similarity.cka import MinibatchCKA, gram, linear_cka, unbiased_hsic
-from archbench.similarity.compare import CKAResult, Operand, compare, heatmap_png, parquet_bytes, resolve_operand
-from archbench.similarity.layers import BlockOutputs, block_layers
+from typing import TYPE_CHECKING, Any
+
+# Examples a CKA minibatch: Nguyen et al. (ICLR 2021) estimate CKA over minibatches of this size.
+DEFAULT_BATCH = 256
+
+# Resolved on first use: `archbench --help` and the parser of every command import this package's
+# constants, and must not pay for torch.
+_LAZY = {
+    "MinibatchCKA": "archbench.similarity.cka",
+    "gram": "archbench.similarity.cka",
+    "linear_cka": "archbench.similarity.cka",
+    "unbiased_hsic": "archbench.similarity.cka",
+    "CKAResult": "archbench.similarity.compare",
+    "Operand": "archbench.similarity.compare",
+    "compare": "archbench.similarity.compare",
+    "heatmap_png": "archbench.similarity.compare",
+    "parquet_bytes": "archbench.similarity.compare",
+    "resolve_operand": "archbench.similarity.compare",
+    "BlockOutputs": "archbench.similarity.layers",
+    "block_layers": "archbench.similarity.layers",
+}
+
+if TYPE_CHECKING:
+    from archbench.similarity.cka import MinibatchCKA, gram, linear_cka, unbiased_hsic
+    from archbench.similarity.compare import CKAResult, Operand, compare, heatmap_png, parquet_bytes, resolve_operand
+    from archbench.similarity.layers import BlockOutputs, block_layers
 
 __all__ = [
+    "DEFAULT_BATCH",
     "BlockOutputs",
     "CKAResult",
     "MinibatchCKA",
@@ -21,3 +45,13 @@ __all__ = [
     "resolve_operand",
     "unbiased_hsic",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'archbench.similarity' has no attribute '{name}'")

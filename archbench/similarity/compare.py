@@ -25,8 +25,7 @@ if TYPE_CHECKING:
     from archbench.train.config import TrainConfig
     from archbench.train.data import Dataset
 
-# Examples a CKA minibatch: Nguyen et al. (ICLR 2021) estimate CKA over minibatches of this size.
-DEFAULT_BATCH = 256
+from archbench.similarity import DEFAULT_BATCH  # noqa: E402 -- defined where the CLI reads it without torch
 
 
 @dataclass(frozen=True)
