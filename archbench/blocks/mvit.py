@@ -17,6 +17,8 @@ from archbench.registry import BlockContext, Param, register
 
 _PAPER = "MViT, Fan et al., ICCV 2021; MViTv2, Li et al., CVPR 2022"
 POOL_MODES = ("conv", "max", "avg")
+# MViTv2's LayerNorm (timm's norm_eps 1e-6) for tokens and for the pooled per-head q/k/v.
+LAYER_NORM = partial(nn.LayerNorm, eps=1e-6)
 
 
 def pooled_size(size: int, kernel: int, stride: int) -> int:
@@ -175,7 +177,7 @@ class MultiScaleBlock(nn.Module):
         residual_pooling: bool,
         rel_pos: bool,
         drop_path: float,
-        norm_layer: LayerType = partial(nn.LayerNorm, eps=1e-6),
+        norm_layer: LayerType = LAYER_NORM,
         act_layer: LayerType = nn.GELU,
     ) -> None:
         super().__init__()
