@@ -279,6 +279,8 @@ def _train(
     images_seen = 0
     stopped = False
     started = time.perf_counter()
+    # Blocks with a training term of their own (DynamicViT's keep-ratio loss) expose auxiliary_loss().
+    auxiliary = [m for m in model.modules() if callable(getattr(m, "auxiliary_loss", None))]
     for epoch in range(1, epochs + 1):
         model.train()
         epoch_start = time.perf_counter()
@@ -296,6 +298,9 @@ def _train(
                 x, target = mix(x, yb)
             with autocast:
                 loss = criterion(model(x), target)
+                for module in auxiliary:
+                    term = module.auxiliary_loss()
+                    loss = loss if term is None else loss + term
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if config.clip_grad is not None:
