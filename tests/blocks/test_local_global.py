@@ -7,6 +7,7 @@ import torch
 
 import archbench
 import archbench.space as spaces
+from archbench import zoo
 from archbench.blocks.local_global import LocalToGlobalBlock
 from archbench.blocks.swin import SwinBlock
 from archbench.measure.macs import count_macs, count_macs_meta
@@ -81,6 +82,19 @@ def test_matmul_macs_match_independent_count(img_size: int) -> None:
     assert count.uncounted_ops == {}
     assert count.by_operator["scaled_dot_product_attention"] > 0
     assert count.matmul_macs == count_macs_meta(lambda: archbench.build(spec), img_size)
+
+
+def test_extra_paths_add_only_their_bias_tables() -> None:
+    # Swin-T with 4/3/2/1 paths by stage (pool ratios up to 8, so stage 1 reaches one 7x7 window):
+    # each extra path adds a 13x13 relative-bias table per head and nothing else.
+    arch = zoo.get("swin_t").to_dict()
+    for stage, paths in zip(arch["stages"], (4, 3, 2, 1)):
+        stage["block"] = {"type": "local_global", "params": {**stage["block"]["params"], "paths": paths}}
+    with torch.device("meta"):
+        ours = count_params(archbench.build(ArchSpec.from_dict(arch)))
+        swin = count_params(archbench.build("swin_t"))
+    extra = 169 * (2 * 3 * 3 + 2 * 2 * 6 + 6 * 1 * 12)  # blocks × extra paths × heads, by stage
+    assert ours - swin == extra == 19_266
 
 
 def test_offered_in_hybrid_vit() -> None:
