@@ -45,7 +45,8 @@ class TokenPredictor(nn.Module):
         x = self.in_conv(x)
         half = x.shape[-1] // 2
         local, pooled = x[..., :half], x[..., half:]
-        pooled = (pooled * keep).sum(1, keepdim=True) / keep.sum(1, keepdim=True)  # (B, 1, C/2)
+        # Clamped: a sample whose Gumbel draws dropped every token would divide 0 by 0.
+        pooled = (pooled * keep).sum(1, keepdim=True) / keep.sum(1, keepdim=True).clamp(min=1e-6)  # (B, 1, C/2)
         return self.out_conv(torch.cat([local, pooled.expand_as(local)], dim=-1))
 
 

@@ -2,6 +2,8 @@
 drop at inference (and what the MAC counters see of it), Gumbel masking in training, the space."""
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -122,3 +124,29 @@ def test_isotropic_vit_contains_the_preset_and_refuses_bad_ratios() -> None:
     for bad in (0.0, 1.5):
         with pytest.raises(SpecError, match="keep_ratio must be in"):
             small(keep_ratio=bad)
+
+
+@pytest.mark.slow
+def test_proxy_training_adds_the_keep_ratio_loss() -> None:
+    # Trains (one epoch of digits at 16 px, 4 patch tokens): it found a 0/0 when every token was dropped.
+    from archbench.train import TrainConfig, load_dataset, train_proxy
+
+    data = load_dataset("digits", img_size=16, seed=0)
+    spec = small()
+    calls: list[float] = []
+    original = DynamicViTBlock.auxiliary_loss
+
+    def recording(self: DynamicViTBlock) -> torch.Tensor | None:
+        loss = original(self)
+        if loss is not None:
+            calls.append(float(loss))
+        return loss
+
+    DynamicViTBlock.auxiliary_loss = recording  # type: ignore[method-assign]
+    try:
+        result = train_proxy(spec, data, TrainConfig(epochs=1, seed=0, batch_size=64, lr=3e-3, warmup_epochs=0.2, threads=1, device="cpu"))
+    finally:
+        DynamicViTBlock.auxiliary_loss = original  # type: ignore[method-assign]
+    steps = len(data.train_y) // 64
+    assert len(calls) == 3 * steps  # every step, every pruning location
+    assert all(0.0 <= c <= 2.0 for c in calls) and math.isfinite(result.val_loss)
