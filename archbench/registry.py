@@ -156,12 +156,14 @@ class TokenState:
     """Runtime facts an isotropic trunk hands each block alongside its (B, N, C) tokens.
 
     ``hw`` is the patch grid of this forward pass, ``num_prefix_tokens`` the class tokens in front
-    of it; ``attn`` lets a block hand its attention map to the next (Refiner's shared blocks).
+    of it; ``attn`` lets a block hand its attention map to the next (Refiner's shared blocks);
+    ``policy`` is DynamicViT's (B, N, 1) keep mask while training, which later blocks attend under.
     """
 
     hw: tuple[int, int]
     num_prefix_tokens: int = 0
     attn: Any = None
+    policy: Any = None
 
 
 _REGISTRY: dict[LayerKind, dict[str, LayerInfo]] = {kind: {} for kind in KINDS}

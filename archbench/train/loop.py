@@ -299,6 +299,8 @@ def _train(
     images_seen = 0
     stopped = False
     started = time.perf_counter()
+    # Blocks with a training term of their own (DynamicViT's keep-ratio loss) expose auxiliary_loss().
+    auxiliary = [m for m in model.modules() if callable(getattr(m, "auxiliary_loss", None))]
     for epoch in range(1, epochs + 1):
         model.train()
         epoch_start = time.perf_counter()
@@ -316,6 +318,9 @@ def _train(
                 if len(x) % 2:  # mixing pairs images; only a dataset smaller than a batch hits this
                     x, yb = x[:-1], yb[:-1]
                 loss = mix.loss(model, x, yb, forward)
+            for module in auxiliary:  # set by the forward pass just run
+                term = module.auxiliary_loss()
+                loss = loss if term is None else loss + term
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if config.clip_grad is not None:

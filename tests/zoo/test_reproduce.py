@@ -25,7 +25,8 @@ def test_tolerance_rule_examples_from_the_issue():
 def test_every_preset_has_published_figures_and_a_known_source():
     for name in zoo.names():
         pub = zoo.published(name)
-        assert pub.params_m is not None and pub.source, name
+        # At least one figure (DynamicViT's README prints FLOPs only; test_presets pins our params).
+        assert (pub.params_m is not None or pub.gmacs is not None) and pub.source, name
         if pub.deviation:
             assert pub.note, f"{name}: a deviation needs its explanation in the note too"
 
