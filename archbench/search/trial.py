@@ -147,11 +147,16 @@ def _fail(record: dict[str, Any], err: Exception, plan: TrialPlan) -> None:
 
 
 def _cheap_objectives(arch: ArchSpec) -> dict[str, Any]:
-    """Params and audited MACs of the full-size architecture at the space's target resolution."""
+    """Params and audited MACs of the full-size architecture at the space's target resolution:
+    the per-layer cache's sum, and beside it the whole model counted once (so a key that misses
+    a dependency shows as a mismatch in the records instead of hiding in the cache)."""
     from archbench.measure import arch_cost
+    from archbench.measure.cost import full_cost
 
     cost = arch_cost(arch, audited=True)
-    return {"params": cost.params, "macs": cost.macs, "uncounted_ops": ",".join(cost.uncounted_ops)}
+    full = full_cost(arch, audited=True)
+    return {"params": cost.params, "macs": cost.macs, "uncounted_ops": ",".join(cost.uncounted_ops),
+            "params_full": full.params, "macs_full": full.macs}
 
 
 def lease_holder(run_id: str, trial_number: int) -> str:

@@ -80,6 +80,10 @@ _COLUMNS: tuple[tuple[str, pa.DataType, bool], ...] = (
     # (archbench.train.zero_cost), the seconds each took, and the sum of the training losses
     *((name, pa.float64(), True) for name in ZERO_COST_COLUMNS),
     ("train_loss_sum", pa.float64(), True),
+    # the whole model's audited count beside `params`/`macs` (the per-layer cache's sum): equal
+    # unless a layer's cost depends on something its cache key misses
+    ("params_full", pa.int64(), True),
+    ("macs_full", pa.int64(), True),
 )
 
 SCHEMA: pa.Schema = pa.schema(
@@ -158,6 +162,8 @@ class TrialRecord:
     grad_norm_seconds: float | None = None
     snip_seconds: float | None = None
     train_loss_sum: float | None = None
+    params_full: int | None = None
+    macs_full: int | None = None
     schema_version: int = field(default=SCHEMA_VERSION)
 
     def __post_init__(self) -> None:
