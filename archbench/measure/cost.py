@@ -131,15 +131,16 @@ def full_cost(arch: ArchSpec, *, img_size: int | None = None, num_classes: int |
     return _audited(arch) if audited else _meta(arch)
 
 
-def clear_cache(*, disk: bool = False) -> None:
+def clear_cache(*, layers: bool = True, disk: bool = False) -> None:
     """Forget every cached cost in this process (after registering a block that replaces another,
-    say); with ``disk`` also reopen the per-layer cache file (its entries are then read again)."""
+    say): the per-architecture memo, and with ``layers`` the per-layer entries held in memory; with
+    ``disk`` the per-layer cache file is reopened (its entries are read again when needed)."""
     from archbench.measure import layer_cost
 
     _cache.clear()
     if disk:
         layer_cost.reset_store()
-    else:
+    elif layers:
         layer_cost.store().clear_memory()
 
 

@@ -363,9 +363,9 @@ class _CostMaker:
         device_box: dict[str, Any] = {}
 
         def make() -> nn.Module:
-            # The stage's earlier blocks are rebuilt only to recreate what they share.
+            # The stage's earlier blocks are rebuilt only to recreate what they left to share.
             shared: dict[str, Any] = {}
-            for prev_info, prev_ctx, prev_params in previous:
+            for prev_info, prev_ctx, prev_params in previous if shared_before else ():
                 prev_info.factory(replace(prev_ctx, stage_shared=shared, drop_path=0.0), **prev_params)
             device_box["shared"] = shared
             device_box["before"] = set(shared)
