@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from archbench.registry import LayerInfo
     from archbench.spec import ArchSpec
 
-__all__ = ["LayerSums", "MetaUnsupported", "layer_sums", "store"]
+__all__ = ["LayerSums", "MetaUnsupported", "layer_sums", "measured_total", "reset_store", "store"]
 
 # Bump when what a stored entry means changes (it is part of the cache file's name).
 ENTRY_VERSION = 1
@@ -81,6 +81,14 @@ def reset_store(new: LayerStore | None = None) -> None:
         _store = new
 
 
+_measured_total = 0
+
+
+def measured_total() -> int:
+    """Layers this process has measured (cache misses) so far: progress and reports use it."""
+    return _measured_total
+
+
 def layer_sums(arch: ArchSpec, *, audited: bool = False) -> LayerSums:
     """Parameters and MACs of ``arch`` summed over its layers, each from the cache or measured.
 
@@ -91,8 +99,12 @@ def layer_sums(arch: ArchSpec, *, audited: bool = False) -> LayerSums:
         SpecError: a layer refuses the architecture. MetaUnsupported: a layer does not run on
         meta tensors. Any other exception: a layer does not run on what reaches it.
     """
+    global _measured_total
     maker = _CostMaker(store(), arch, audited)
-    compose(arch, maker)
+    try:
+        compose(arch, maker)
+    finally:
+        _measured_total += maker.measured
     return LayerSums(
         params=maker.params,
         macs=maker.macs,
