@@ -58,6 +58,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     stats.add_argument("space", metavar="NAME_OR_FILE")
     stats.add_argument("--samples", type=_positive_int, default=2000, metavar="N", help=f"samples to count, 1 to {MAX_SAMPLES} (default 2000)")
     stats.add_argument("--seed", type=int, default=0, metavar="S", help="first seed; sample i uses seed S+i (default 0)")
+    stats.add_argument("--latency", type=_positive_int, default=None, metavar="THREADS",
+                       help="also predict CPU latency at batch 1 with THREADS threads (per-layer latency table; new layers are timed)")
     stats.add_argument("--plot", type=Path, default=None, metavar="PNG", help="also draw the distributions to this PNG file")
     stats.add_argument("--json", action="store_true", help="print JSON on stdout and nothing else (every sample's cost included)")
     stats.set_defaults(run=run_stats)
@@ -225,13 +227,14 @@ def run_stats(args: argparse.Namespace) -> int:
 
     space = spaces_lib.load(args.space)
     if args.json:
-        stats = space_stats(space, args.samples, seed=args.seed)
+        stats = space_stats(space, args.samples, seed=args.seed, latency_threads=args.latency)
     else:
         from rich.progress import Progress
 
         with Progress(console=console(), transient=True) as progress:
             task = progress.add_task(f"counting {args.samples} samples of {space.name}", total=args.samples)
-            stats = space_stats(space, args.samples, seed=args.seed, progress=lambda n: progress.update(task, completed=n))
+            stats = space_stats(space, args.samples, seed=args.seed, latency_threads=args.latency,
+                                progress=lambda n: progress.update(task, completed=n))
     if args.plot is not None:
         from archbench.space._stats_plot import stats_png
 
@@ -255,8 +258,8 @@ def _print_stats(stats: Any, space: Any) -> None:
         f"at {space.target.img_size} px in {stats.seconds:.1f} s ({len(stats.samples) / max(stats.seconds, 1e-9):,.0f} samples/s, "
         f"{stats.layers_measured} layers measured, the rest from the cache)"
     )
-    for metric, title in (("params", "parameters"), ("macs", "MACs")):
-        values = [float(getattr(s, metric)) for s in runnable]
+    for metric, title in (("params", "parameters"), ("macs", "MACs"), ("latency_pred_ms", "predicted CPU latency (ms, batch 1)")):
+        values = [float(getattr(s, metric)) for s in runnable if getattr(s, metric) is not None]
         if not values:
             continue
         table = Table(title=f"{title} ({len(values)} samples that run; log-spaced bins)")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import sqlite3
 import threading
 from pathlib import Path
@@ -44,6 +45,10 @@ def fingerprint(version: int) -> str:
 
 
 def _valid(counter: str, value: Any) -> bool:
+    if counter.startswith("latency"):
+        return isinstance(value, dict) and all(isinstance(v, (int, float)) and v >= 0 for v in value.values()) and bool(value)
+    if counter.startswith("calibration"):
+        return isinstance(value, dict) and all(isinstance(v, (int, float)) and math.isfinite(v) for v in value.values())
     if counter == READS:
         return isinstance(value, list) and all(isinstance(r, list) and all(isinstance(f, str) for f in r) for r in value)
     if not isinstance(value, dict) or not all(isinstance(value.get(k), int) for k in ("params", "macs")):
@@ -95,7 +100,8 @@ class LayerStore:
             self.put(READS, base_key, [list(r) for r in [*known, read]])
 
     def __len__(self) -> int:
-        return sum(1 for counter, _ in self._memory if counter != READS)
+        """Distinct layers known (by the fast counter's entries)."""
+        return sum(1 for counter, _ in self._memory if counter == "meta")
 
     def clear_memory(self) -> None:
         self._memory.clear()

@@ -59,6 +59,8 @@ class LayerSums:
     ignored_ops: dict[str, int]
     layers: int
     measured: int  # layers not found in the cache (measured by this call)
+    latency_ms: float | None = None  # the sum of the layers' latencies, when a table was asked for
+    timed: int = 0  # layers timed by this call (not in the latency table yet)
 
 
 _store: LayerStore | None = None
@@ -89,7 +91,20 @@ def measured_total() -> int:
     return _measured_total
 
 
-def layer_sums(arch: ArchSpec, *, audited: bool = False) -> LayerSums:
+@dataclass(frozen=True)
+class TimingSetup:
+    """Where and how layers are timed for the latency table: a table per (machine, device, threads)."""
+
+    device: str = "cpu"
+    threads: int = 1
+    machine: str = ""  # filled by :func:`archbench.measure.latency_table.timing_setup`
+
+    @property
+    def counter(self) -> str:
+        return f"latency:{self.machine}:{self.device}:t{self.threads}"
+
+
+def layer_sums(arch: ArchSpec, *, audited: bool = False, timing: TimingSetup | None = None) -> LayerSums:
     """Parameters and MACs of ``arch`` summed over its layers, each from the cache or measured.
 
     The meta counter gives the shapes that flow between layers (and the fast count); with
@@ -100,7 +115,7 @@ def layer_sums(arch: ArchSpec, *, audited: bool = False) -> LayerSums:
         meta tensors. Any other exception: a layer does not run on what reaches it.
     """
     global _measured_total
-    maker = _CostMaker(store(), arch, audited)
+    maker = _CostMaker(store(), arch, audited, timing)
     try:
         compose(arch, maker)
     finally:
@@ -112,6 +127,8 @@ def layer_sums(arch: ArchSpec, *, audited: bool = False) -> LayerSums:
         ignored_ops=dict(sorted(maker.ignored.items())),
         layers=maker.layers,
         measured=maker.measured,
+        latency_ms=maker.latency_ms if timing is not None else None,
+        timed=maker.timed,
     )
 
 
@@ -285,14 +302,40 @@ def _measure(make: Callable[[], nn.Module], inputs: Sig, *, exclude_shared: Call
             "stride": int(getattr(module, "stride", 0) or 0)}
 
 
+def _time_layer(make: Callable[[], nn.Module], inputs: list[Sig], timing: TimingSetup) -> float:
+    """Median latency (ms) of one layer at batch 1 on the setup's device and threads: built with its
+    real initialisation, fed random inputs of the shapes that reach it, warmed up, timed in rounds."""
+    import torch
+
+    from archbench.measure.latency import measure_latency_on
+
+    torch.manual_seed(0)
+    module = make()
+    args = tuple(_randn_input(s, timing.device) for s in inputs)
+    found = measure_latency_on(module, args, device=timing.device, threads=timing.threads, min_repeats=10,
+                               min_seconds=0.1, max_seconds=1.5, rel_tolerance=0.02)
+    return float(found.median)
+
+
+def _randn_input(sig: Sig, device: str) -> Any:
+    import torch
+
+    if isinstance(sig, dict):
+        return tuple(_randn_input(s, device) for s in sig["tuple"])
+    return torch.randn(sig, device=device)
+
+
 class _CostMaker:
     """The LayerMaker of the cost cache: each layer is looked up by its key, measured on a miss,
     and summed; shapes are carried from one layer's entry to the next."""
 
-    def __init__(self, cache: LayerStore, arch: ArchSpec, audited: bool) -> None:
+    def __init__(self, cache: LayerStore, arch: ArchSpec, audited: bool, timing: TimingSetup | None = None) -> None:
         self.cache = cache
         self.arch = arch
         self.audited = audited
+        self.timing = timing
+        self.latency_ms = 0.0
+        self.timed = 0
         self.params = 0
         self.macs = 0
         self.uncounted: Counter[str] = Counter()
@@ -458,6 +501,7 @@ class _CostMaker:
             self.cache.put(META, key, entry)
             self.measured += 1
         counted = self._audited(key, inputs, make, set) if self.audited else None
+        self._time(key, inputs, make)
         self._add(entry, counted)
         return entry
 
@@ -470,6 +514,7 @@ class _CostMaker:
             entry = self.cache.get(META, key)
             if entry is not None:
                 counted = self._audited(key, inputs, make, exclude) if self.audited else None
+                self._time(key, inputs, make)
                 self._add(entry, counted)
                 return entry
         entry = _measure(make, inputs, exclude_shared=exclude, audited=False)
@@ -480,8 +525,20 @@ class _CostMaker:
         self.cache.put(META, key, entry)
         self.measured += 1
         counted = self._audited(key, inputs, make, exclude) if self.audited else None
+        self._time(key, inputs, make)
         self._add(entry, counted)
         return entry
+
+    def _time(self, key: str, inputs: list[Sig], make: Callable[[], nn.Module]) -> None:
+        """Add the layer's latency from the table, timing it first when the table lacks it."""
+        if self.timing is None:
+            return
+        found = self.cache.get(self.timing.counter, key)
+        if found is None:
+            found = {"ms": _time_layer(make, inputs, self.timing)}
+            self.cache.put(self.timing.counter, key, found)
+            self.timed += 1
+        self.latency_ms += float(found["ms"])
 
     def _audited(self, key: str, inputs: list[Sig], make: Callable[[], nn.Module], exclude: Callable[[], set[int]]) -> dict[str, Any]:
         counted = self.cache.get(AUDITED, key)

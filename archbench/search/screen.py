@@ -89,6 +89,11 @@ def screen_pool(
         seen.add(arch.hash)
         if row["violation"] is None and signals:
             row.update(_scores(arch, signals, data, options))
+        if row["violation"] is None and any(o.name == "latency_pred_ms" for o in options.objectives):
+            from archbench.measure.latency_table import predict_latency
+
+            threads = options.latency_threads or options.cpus_per_trial
+            row["latency_pred_ms"] = predict_latency(arch, device=options.train.resolved_device(), threads=threads).latency_pred_ms
         rows.append(row)
         if progress is not None:
             progress(i + 1)

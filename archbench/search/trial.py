@@ -124,6 +124,8 @@ def run_trial(config: dict[str, Any], *, data: Dataset | None, plan: TrialPlan) 
                 )
                 tune.report(_objective_placeholders(record, plan.objectives))
                 return
+        if any(o.name == "latency_pred_ms" for o in plan.objectives):
+            record.update(_predicted_latency(arch, plan, hold))
         if data is not None:  # the run loaded its dataset: every trial gets the zero-cost scores
             record.update(_zero_cost(arch, data, plan, config["trial_number"], hold))
         if plan.needs_training:
@@ -157,6 +159,17 @@ def _cheap_objectives(arch: ArchSpec) -> dict[str, Any]:
     full = full_cost(arch, audited=True)
     return {"params": cost.params, "macs": cost.macs, "uncounted_ops": ",".join(cost.uncounted_ops),
             "params_full": full.params, "macs_full": full.macs}
+
+
+def _predicted_latency(arch: ArchSpec, plan: TrialPlan, hold: DeviceHold) -> dict[str, Any]:
+    """The latency table's prediction; layers new to the table are timed, so under the device
+    lease, as whole-model latency is."""
+    from archbench.measure.latency_table import predict_latency
+
+    threads = plan.latency_threads or plan.train.threads
+    with hold.exclusive():
+        found = predict_latency(arch.with_input(img_size=plan.target_img_size), device=plan.train.device, threads=threads or 1)
+    return {"latency_pred_ms": found.latency_pred_ms}
 
 
 def lease_holder(run_id: str, trial_number: int) -> str:

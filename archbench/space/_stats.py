@@ -35,10 +35,11 @@ class SampleCost:
     params: int | None = None
     macs: int | None = None
     error: str | None = None
+    latency_pred_ms: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"seed": self.seed, "name": self.name, "summary": self.summary, "params": self.params, "macs": self.macs,
-                "error": self.error, "blocks": [list(b) for b in self.blocks]}
+                "latency_pred_ms": self.latency_pred_ms, "error": self.error, "blocks": [list(b) for b in self.blocks]}
 
 
 @dataclass(frozen=True)
@@ -107,7 +108,7 @@ class SpaceStats:
         return Counter(s.error for s in self.samples if s.error is not None)
 
     def quantiles(self, metric: str) -> dict[str, float]:
-        values = sorted(float(getattr(s, metric)) for s in self.runnable)
+        values = sorted(float(getattr(s, metric)) for s in self.runnable if getattr(s, metric) is not None)
         if not values:
             return {}
         return {f"p{q}": _quantile(values, q / 100) for q in (0, 10, 50, 90, 100)}
@@ -124,6 +125,7 @@ class SpaceStats:
             "acceptance": self.acceptance(),
             "params": self.quantiles("params"),
             "macs": self.quantiles("macs"),
+            "latency_pred_ms": self.quantiles("latency_pred_ms") if any(s.latency_pred_ms is not None for s in self.runnable) else {},
             "block_frequencies": self.block_frequencies(),
             "stage_frequencies": self.stage_frequencies(),
             "extremes": {k: v.to_dict() for k, v in self.extremes().items()},
@@ -132,8 +134,12 @@ class SpaceStats:
         }
 
 
-def space_stats(space: Space, samples: int, *, seed: int = 0, progress: Callable[[int], None] | None = None) -> SpaceStats:
-    """Count ``samples`` unconstrained draws of ``space`` (seeds ``seed`` …) at its target size.
+def space_stats(
+    space: Space, samples: int, *, seed: int = 0, latency_threads: int | None = None, progress: Callable[[int], None] | None = None
+) -> SpaceStats:
+    """Count ``samples`` unconstrained draws of ``space`` (seeds ``seed`` …) at its target size; with
+    ``latency_threads`` also predict each one's CPU latency from the per-layer latency table (layers
+    new to the table are timed: slow the first time, on an idle machine).
 
     Example:
         >>> stats = space_stats(archbench.space.load("tiny_cpu"), 20)
@@ -154,7 +160,12 @@ def space_stats(space: Space, samples: int, *, seed: int = 0, progress: Callable
         except InvalidSample as err:
             out.append(SampleCost(seed + i, arch.name, arch.summary(), blocks, error=str(err)))
         else:
-            out.append(SampleCost(seed + i, arch.name, arch.summary(), blocks, params=cost.params, macs=cost.macs))
+            latency = None
+            if latency_threads is not None:
+                from archbench.measure.latency_table import predict_latency
+
+                latency = predict_latency(arch, threads=latency_threads).latency_pred_ms
+            out.append(SampleCost(seed + i, arch.name, arch.summary(), blocks, params=cost.params, macs=cost.macs, latency_pred_ms=latency))
         if progress is not None:
             progress(i + 1)
     bounds = {k: v for k, v in space.constraints.to_dict().items() if v is not None}
@@ -166,7 +177,7 @@ def histogram(values: list[float], bins: int = 12, *, log: bool = True) -> list[
     """(low, high, count) per bin, equal widths in log10 when ``log`` (costs span decades)."""
     if not values:
         return []
-    xs = [math.log10(max(v, 1.0)) for v in values] if log else list(values)
+    xs = [math.log10(max(v, 1e-9)) for v in values] if log else list(values)
     lo, hi = min(xs), max(xs)
     width = (hi - lo) / bins if hi > lo else 1.0
     counts = [0] * bins

@@ -84,6 +84,8 @@ _COLUMNS: tuple[tuple[str, pa.DataType, bool], ...] = (
     # unless a layer's cost depends on something its cache key misses
     ("params_full", pa.int64(), True),
     ("macs_full", pa.int64(), True),
+    # the per-layer latency table's prediction (batch 1, this machine), when it is an objective
+    ("latency_pred_ms", pa.float64(), True),
 )
 
 SCHEMA: pa.Schema = pa.schema(
@@ -164,6 +166,7 @@ class TrialRecord:
     train_loss_sum: float | None = None
     params_full: int | None = None
     macs_full: int | None = None
+    latency_pred_ms: float | None = None
     schema_version: int = field(default=SCHEMA_VERSION)
 
     def __post_init__(self) -> None:
