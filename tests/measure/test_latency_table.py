@@ -10,7 +10,12 @@ from archbench import space
 from archbench.measure import layer_cost
 from archbench.measure._layer_store import LayerStore
 from archbench.measure.cost import clear_cache
-from archbench.measure.latency_table import calibrate, load_calibration, predict_latency, timing_setup
+from archbench.measure.latency_table import (
+    calibrate,
+    load_calibration,
+    predict_latency,
+    timing_setup,
+)
 
 
 @pytest.fixture

@@ -9,17 +9,16 @@ from pathlib import Path
 import optuna
 import pandas as pd
 import pytest
+from search_helpers import TINY_SPACE, read_run, search
 
 from archbench import space as spaces
 from archbench.errors import UserError
 from archbench.measure.cost import full_cost
-from archbench.objectives import parse_objectives
 from archbench.pareto import pareto_ranks
 from archbench.search.options import SearchOptions
 from archbench.search.screen import SCREEN_ATTR, _enqueue, screen_pool
 from archbench.spec import ArchSpec
 from archbench.train import TrainConfig
-from search_helpers import TINY_SPACE, read_run, search
 
 
 def _options(**changes) -> SearchOptions:
