@@ -24,14 +24,14 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import torch
+from torch import nn
+
 from archbench.builder import BlockContext, adapt, compose
 from archbench.measure._layer_store import LayerStore
 from archbench.registry import TokenState
 
 if TYPE_CHECKING:
-    import torch
-    from torch import nn
-
     from archbench.registry import LayerInfo
     from archbench.spec import ArchSpec
 
@@ -197,8 +197,6 @@ def _ctx_values(ctx: BlockContext, read: tuple[str, ...], shared_keys: tuple[str
 
 # ---- signatures and inputs -----------------------------------------------------------------------
 def _sig(value: Any) -> Sig:
-    import torch
-
     if isinstance(value, torch.Tensor):
         return list(value.shape)
     if isinstance(value, (tuple, list)):
@@ -209,60 +207,44 @@ def _sig(value: Any) -> Sig:
 
 
 def _make_input(sig: Sig, device: str) -> Any:
-    import torch
-
     if isinstance(sig, dict):
         return tuple(_make_input(s, device) for s in sig["tuple"])
     return torch.zeros(sig, device=device)
 
 
-class _TokenBlock:
-    """Adapts an isotropic block, ``(x, TokenState) -> x``, to tensors in and out (tracers and
+class _TokenBlock(nn.Module):
+    """Adapts an isotropic block or head, ``(x, TokenState)``, to tensors in and out (tracers and
     counters take tensors only): the state's grid and prefix are fixed, its attention map flows."""
 
-    @staticmethod
-    def wrap(block: nn.Module, hw: tuple[int, int], prefix: int, has_attn: bool, *, head: bool = False) -> nn.Module:
-        from torch import nn
+    def __init__(self, block: nn.Module, hw: tuple[int, int], prefix: int, *, head: bool = False) -> None:
+        super().__init__()
+        self.block = block
+        self.hw, self.prefix, self.head = hw, prefix, head
 
-        class TokenBlock(nn.Module):
-            def __init__(self) -> None:
-                super().__init__()
-                self.block = block
-
-            def forward(self, x: torch.Tensor, attn: torch.Tensor | None = None) -> Any:
-                state = TokenState(hw=hw, num_prefix_tokens=prefix, attn=attn)
-                out = self.block(x, state)
-                return out if head else (out, state.attn) if state.attn is not None else (out,)
-
-        return TokenBlock()
+    def forward(self, x: torch.Tensor, attn: torch.Tensor | None = None) -> Any:
+        state = TokenState(hw=self.hw, num_prefix_tokens=self.prefix, attn=attn)
+        out = self.block(x, state)
+        if self.head:
+            return out
+        return (out, state.attn) if state.attn is not None else (out,)
 
 
-class _PassBlock:
-    @staticmethod
-    def make() -> nn.Module:
-        from torch import nn
+class _PassBlock(nn.Module):
+    """Stands in for a block or head in the trunk's own measurement."""
 
-        class PassBlock(nn.Module):
-            def forward(self, x: torch.Tensor, tokens: Any = None) -> torch.Tensor:
-                return x
-
-        return PassBlock()
+    def forward(self, x: torch.Tensor, tokens: Any = None) -> torch.Tensor:
+        return x
 
 
-class _StrideOnly:
-    @staticmethod
-    def make(stride: int) -> nn.Module:
-        from torch import nn
+class _StrideOnly(nn.Module):
+    """Stands in for the stem in the trunk's own measurement (its input is the stem's output)."""
 
-        class StrideOnly(nn.Module):
-            """Stands in for the stem in the trunk's own measurement (its input is the stem's output)."""
+    def __init__(self, stride: int) -> None:
+        super().__init__()
+        self.stride = stride
 
-            def forward(self, x: torch.Tensor) -> torch.Tensor:
-                return x
-
-        module = StrideOnly()
-        module.stride = stride  # type: ignore[assignment]
-        return module
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
 
 
 # ---- measuring one layer -------------------------------------------------------------------------
@@ -273,8 +255,6 @@ def _unique_params(module: nn.Module, exclude: set[int]) -> int:
 def _measure(make: Callable[[], nn.Module], inputs: Sig, *, exclude_shared: Callable[[], set[int]], audited: bool) -> dict[str, Any]:
     """One layer's entry: built and run on meta tensors (params, MACs, output shapes, stride), or
     on CPU and counted by fvcore (params, MACs, op tallies)."""
-    import torch
-
     from archbench.measure.cost import _skip_meta_init_mode
     from archbench.measure.macs import count_macs_on, meta_macs_of
 
@@ -305,8 +285,6 @@ def _measure(make: Callable[[], nn.Module], inputs: Sig, *, exclude_shared: Call
 def _time_layer(make: Callable[[], nn.Module], inputs: list[Sig], timing: TimingSetup) -> float:
     """Median latency (ms) of one layer at batch 1 on the setup's device and threads: built with its
     real initialisation, fed random inputs of the shapes that reach it, warmed up, timed in rounds."""
-    import torch
-
     from archbench.measure.latency import measure_latency_on
 
     torch.manual_seed(0)
@@ -318,8 +296,6 @@ def _time_layer(make: Callable[[], nn.Module], inputs: list[Sig], timing: Timing
 
 
 def _randn_input(sig: Sig, device: str) -> Any:
-    import torch
-
     if isinstance(sig, dict):
         return tuple(_randn_input(s, device) for s in sig["tuple"])
     return torch.randn(sig, device=device)
@@ -381,16 +357,13 @@ class _CostMaker:
                "cls_before": cls_before, "blocks": count, "in": inputs}
 
         def make() -> nn.Module:
-            from torch import nn
-
             class Trunk(nn.Module):
                 """IsotropicNet with pass-through stem, blocks and head: its class token and position
                 embedding, and the glue its forward adds around the blocks."""
 
                 def __init__(self) -> None:
                     super().__init__()
-                    self.net = IsotropicNet(arch, _StrideOnly.make(stride), [_PassBlock.make() for _ in range(count)],
-                                            cls_before, _PassBlock.make())
+                    self.net = IsotropicNet(arch, _StrideOnly(stride), [_PassBlock() for _ in range(count)], cls_before, _PassBlock())
 
                 def forward(self, x: torch.Tensor) -> torch.Tensor:
                     return self.net(x)
@@ -433,7 +406,7 @@ class _CostMaker:
             finally:
                 device_box["read"] = tuple(sorted(_reads.pop()))
             if isotropic:
-                return _TokenBlock.wrap(block, hw, prefix, len(inputs) > 1)
+                return _TokenBlock(block, hw, prefix)
             return adapt(block, take_local)
 
         def exclude() -> set[int]:
@@ -453,7 +426,7 @@ class _CostMaker:
             hw = self.hw
 
             def make() -> nn.Module:
-                return _TokenBlock.wrap(info.factory(in_dim, num_classes, layout=layout, **params), hw, ctx_prefix, False, head=True)
+                return _TokenBlock(info.factory(in_dim, num_classes, layout=layout, **params), hw, ctx_prefix, head=True)
 
             key_extra: dict[str, Any] = {"hw": hw, "prefix": ctx_prefix}
         else:
