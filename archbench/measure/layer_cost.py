@@ -118,6 +118,7 @@ def layer_sums(arch: ArchSpec, *, audited: bool = False, timing: TimingSetup | N
     maker = _CostMaker(store(), arch, audited, timing)
     try:
         compose(arch, maker)
+        maker.finish()
     finally:
         _measured_total += maker.measured
     return LayerSums(
@@ -229,6 +230,18 @@ class _TokenBlock(nn.Module):
         return (out, state.attn) if state.attn is not None else (out,)
 
 
+class _LocalOnly(nn.Module):
+    """A layer whose (local, regional) output the next layer narrows to its local part."""
+
+    def __init__(self, layer: nn.Module) -> None:
+        super().__init__()
+        self.layer = layer
+
+    def forward(self, *args: Any) -> torch.Tensor:
+        out = self.layer(*args)
+        return out[0] if isinstance(out, tuple) else out
+
+
 class _PassBlock(nn.Module):
     """Stands in for a block or head in the trunk's own measurement."""
 
@@ -312,6 +325,7 @@ class _CostMaker:
         self.timing = timing
         self.latency_ms = 0.0
         self.timed = 0
+        self._pending: tuple[str, list[Sig], Callable[[], nn.Module], Callable[[], set[int]]] | None = None
         self.params = 0
         self.macs = 0
         self.uncounted: Counter[str] = Counter()
@@ -455,13 +469,7 @@ class _CostMaker:
 
     def _add(self, entry: dict[str, Any], counted: dict[str, Any] | None) -> None:
         self.layers += 1
-        if self.audited:
-            assert counted is not None
-            self.params += int(counted["params"])
-            self.macs += int(counted["macs"])
-            self.uncounted.update(counted["uncounted_ops"])
-            self.ignored.update(counted["ignored_ops"])
-        else:
+        if not self.audited:  # the audited figures are added once the layer's consumer is known
             self.params += int(entry["params"])
             self.macs += int(entry["macs"])
         self.flow = entry["out"]
@@ -513,9 +521,26 @@ class _CostMaker:
             self.timed += 1
         self.latency_ms += float(found["ms"])
 
-    def _audited(self, key: str, inputs: list[Sig], make: Callable[[], nn.Module], exclude: Callable[[], set[int]]) -> dict[str, Any]:
-        counted = self.cache.get(AUDITED, key)
+    def _audited(self, key: str, inputs: list[Sig], make: Callable[[], nn.Module], exclude: Callable[[], set[int]]) -> None:
+        """Queue the layer's audited count until the next layer says what of its output it reads:
+        fvcore traces the whole network and drops ops whose results nothing reads, so a layer whose
+        (local, regional) pair meets a TakeLocal is counted on its local output only, as there."""
+        self.finish(local_only=bool(json.loads(key).get("take_local")))
+        self._pending = (key, inputs, make, exclude)
+
+    def finish(self, *, local_only: bool = False) -> None:
+        """Count the queued layer (audited), reading only its local output when ``local_only``."""
+        pending, self._pending = self._pending, None
+        if pending is None:
+            return
+        key, inputs, make, exclude = pending
+        akey = f"{key}#local" if local_only else key
+        counted = self.cache.get(AUDITED, akey)
         if counted is None:
-            counted = _measure(make, inputs, exclude_shared=exclude, audited=True)
-            self.cache.put(AUDITED, key, counted)
-        return counted
+            build = (lambda: _LocalOnly(make())) if local_only else make
+            counted = _measure(build, inputs, exclude_shared=exclude, audited=True)
+            self.cache.put(AUDITED, akey, counted)
+        self.params += int(counted["params"])
+        self.macs += int(counted["macs"])
+        self.uncounted.update(counted["uncounted_ops"])
+        self.ignored.update(counted["ignored_ops"])

@@ -200,3 +200,17 @@ def test_a_sample_that_does_not_run_fails_through_the_cache_as_through_the_model
         full_cost(arch)
     with pytest.raises(InvalidSample, match="forward: RuntimeError: Calculated padded input size"):
         sp.estimate(arch)
+
+
+def test_a_regional_output_narrowed_by_the_next_layer_is_counted_as_fvcore_counts_it(fresh_store: LayerStore):
+    # fvcore traces the whole network and drops ops nothing reads: RegionViT's stem computes its
+    # regional tokens, and a ConvNeXt stage after it reads the local map only (TakeLocal).
+    import dataclasses
+
+    from archbench.spec import LayerSpec
+
+    arch = zoo.get("regionvit_ti").with_input(img_size=112)
+    first = dataclasses.replace(arch.stages[0], block=LayerSpec("convnext", {"kernel": 7, "mlp_ratio": 4.0, "layer_scale": 1e-6}))
+    arch = dataclasses.replace(arch, stages=(first, *arch.stages[1:]))
+    _same(arch, audited=True)
+    _same(arch)  # FlopCounterMode counts what runs: the regional tokens too, in both
