@@ -6,7 +6,7 @@ measured and trained is exactly what the spec says.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -139,16 +139,9 @@ def build(arch: ArchSpec | str, *, img_size: int | None = None, num_classes: int
         arch = load_arch(arch)
     if img_size is not None or num_classes is not None:
         arch = arch.with_input(img_size=img_size, num_classes=num_classes)
-    stem_info = lookup("stem", arch.stem.type, "stem.type")
-    stem = stem_info.factory(arch.input.in_chans, arch.stages[0].dim, **arch.stem.params)
-    stride = int(getattr(stem, "stride", 0))
-    if stride < 1:
-        raise SpecError("stem.type", f"stem '{arch.stem.type}' does not declare its stride")
-    drop_rates = _drop_path_schedule(arch)
-    if arch.layout == "isotropic":
-        model = _build_isotropic(arch, stem, stride, drop_rates)
-    else:
-        model = _build_pyramid(arch, stem, stride, drop_rates)
+    maker = _ModuleMaker()
+    compose(arch, maker)
+    model = maker.assemble(arch)
     model.apply(_init_weights)
     for module in model.modules():
         # Blocks with their own initialisation (layer scale, gating, zero-init) re-apply it last.
@@ -157,28 +150,58 @@ def build(arch: ArchSpec | str, *, img_size: int | None = None, num_classes: int
     return model
 
 
+class LayerMaker(Protocol):
+    """What :func:`compose` hands each layer to, in forward order: ``build`` makes modules, the
+    per-layer cost cache (``archbench.measure.layer_cost``) looks up or measures each layer."""
+
+    def stem(self, info: LayerInfo, in_chans: int, dim: int, params: dict[str, Any]) -> int:
+        """Make the stem; return its stride."""
+
+    def downsample(self, path: str, info: LayerInfo, in_dim: int, out_dim: int, params: dict[str, Any], *, take_local: bool) -> int:
+        """Make a stage's downsampling layer (after TakeLocal when ``take_local``); return its stride."""
+
+    def block(self, path: str, info: LayerInfo, ctx: BlockContext, params: dict[str, Any], *, take_local: bool) -> None:
+        """Make one block; a stage's blocks share ``ctx.stage_shared``."""
+
+    def trunk(self, arch: ArchSpec, stride: int, cls_before: int) -> None:
+        """Isotropic only, before the blocks: the class token and position embedding."""
+
+    def head(self, info: LayerInfo, in_dim: int, num_classes: int, layout: str, params: dict[str, Any], *, take_local: bool) -> None:
+        """Make the head."""
+
+
+def compose(arch: ArchSpec, maker: LayerMaker) -> None:
+    """Walk ``arch`` layer by layer (stem, [trunk], stages of blocks, head), giving ``maker`` each
+    layer's factory arguments and its context: the one place that says how an ArchSpec composes."""
+    stem_info = lookup("stem", arch.stem.type, "stem.type")
+    stride = maker.stem(stem_info, arch.input.in_chans, arch.stages[0].dim, dict(arch.stem.params))
+    if stride < 1:
+        raise SpecError("stem.type", f"stem '{arch.stem.type}' does not declare its stride")
+    drop_rates = _drop_path_schedule(arch)
+    if arch.layout == "isotropic":
+        _compose_isotropic(arch, maker, stride, drop_rates)
+    else:
+        _compose_pyramid(arch, maker, stride, bool(stem_info.carries_regional), drop_rates)
+
+
 def _drop_path_schedule(arch: ArchSpec) -> list[float]:
     total = arch.depth
     return [arch.drop_path_rate * i / max(total - 1, 1) for i in range(total)]
 
 
-def _build_pyramid(arch: ArchSpec, stem: nn.Module, stride: int, drop_rates: list[float]) -> PyramidNet:
+def _compose_pyramid(arch: ArchSpec, maker: LayerMaker, stride: int, carrying_regional: bool, drop_rates: list[float]) -> None:
     resolution = math.ceil(arch.input.img_size / stride)
-    stages: list[nn.Module] = []
     prev_dim = arch.stages[0].dim
-    carrying_regional = bool(getattr(stem, "carries_regional", False))
     offset = 0
     for si, stage in enumerate(arch.stages):
         path = f"stages[{si}]"
         block_info = lookup("block", stage.block.type, f"{path}.block.type")
-        downsample = None
         if stage.downsample is not None:
             down_info = lookup("downsample", stage.downsample.type, f"{path}.downsample.type")
-            down = down_info.factory(prev_dim, stage.dim, **stage.downsample.params)
-            resolution = math.ceil(resolution / int(getattr(down, "stride", 2)))
-            downsample = _adapt(down, carrying_regional, down_info)
+            take_local = carrying_regional and not down_info.carries_regional
+            down_stride = maker.downsample(f"{path}.downsample", down_info, prev_dim, stage.dim, dict(stage.downsample.params), take_local=take_local)
+            resolution = math.ceil(resolution / down_stride)
             carrying_regional = carrying_regional and down_info.carries_regional
-        blocks = []
         shared: dict[str, Any] = {}
         for bi in range(stage.depth):
             ctx = BlockContext(
@@ -191,30 +214,21 @@ def _build_pyramid(arch: ArchSpec, stem: nn.Module, stride: int, drop_rates: lis
                 resolution=(resolution, resolution),
                 stage_shared=shared,
             )
-            block = block_info.factory(ctx, **stage.block.params)
-            blocks.append(_adapt(block, carrying_regional, block_info))
+            take_local = carrying_regional and not block_info.carries_regional
+            maker.block(f"{path}.blocks[{bi}]", block_info, ctx, dict(stage.block.params), take_local=take_local)
             carrying_regional = block_info.carries_regional
         offset += stage.depth
-        stages.append(Stage(downsample, blocks))
         prev_dim = stage.dim
     head_info = lookup("head", arch.head.type, "head.type")
-    head = head_info.factory(prev_dim, arch.input.num_classes, layout="pyramid", **arch.head.params)
-    head = _adapt(head, carrying_regional, head_info)
-    return PyramidNet(arch, stem, stages, head)
+    take_local = carrying_regional and not head_info.carries_regional
+    maker.head(head_info, prev_dim, arch.input.num_classes, "pyramid", dict(arch.head.params), take_local=take_local)
 
 
-def _adapt(module: nn.Module, incoming_regional: bool, info: LayerInfo) -> nn.Module:
-    """Insert TakeLocal where a (local, regional) pair meets a layer that reads feature maps only."""
-    if incoming_regional and not info.carries_regional:
-        return nn.Sequential(TakeLocal(), module)
-    return module
-
-
-def _build_isotropic(arch: ArchSpec, stem: nn.Module, stride: int, drop_rates: list[float]) -> IsotropicNet:
+def _compose_isotropic(arch: ArchSpec, maker: LayerMaker, stride: int, drop_rates: list[float]) -> None:
     assert arch.tokens is not None
     grid = arch.input.img_size // stride
     cls_before = sum(s.depth for s in arch.stages[: arch.tokens.cls_token_stage])
-    blocks: list[nn.Module] = []
+    maker.trunk(arch, stride, cls_before)
     index = 0
     for si, stage in enumerate(arch.stages):
         info = lookup("block", stage.block.type, f"stages[{si}].block.type")
@@ -232,11 +246,55 @@ def _build_isotropic(arch: ArchSpec, stem: nn.Module, stride: int, drop_rates: l
                 num_prefix_tokens=1 if has_cls else 0,
                 stage_shared=shared,
             )
-            blocks.append(info.factory(ctx, **stage.block.params))
+            maker.block(f"stages[{si}].blocks[{bi}]", info, ctx, dict(stage.block.params), take_local=False)
             index += 1
     head_info = lookup("head", arch.head.type, "head.type")
-    head = head_info.factory(arch.stages[-1].dim, arch.input.num_classes, layout="isotropic", **arch.head.params)
-    return IsotropicNet(arch, stem, blocks, cls_before, head)
+    maker.head(head_info, arch.stages[-1].dim, arch.input.num_classes, "isotropic", dict(arch.head.params), take_local=False)
+
+
+def adapt(module: nn.Module, take_local: bool) -> nn.Module:
+    """Insert TakeLocal where a (local, regional) pair meets a layer that reads feature maps only."""
+    return nn.Sequential(TakeLocal(), module) if take_local else module
+
+
+class _ModuleMaker:
+    """The LayerMaker of :func:`build`: makes each layer's module and assembles the network."""
+
+    def __init__(self) -> None:
+        self.stem_module: nn.Module | None = None
+        self.stages: list[tuple[nn.Module | None, list[nn.Module]]] = []
+        self.pending_down: nn.Module | None = None
+        self.cls_before = 0
+        self.head_module: nn.Module | None = None
+
+    def stem(self, info: LayerInfo, in_chans: int, dim: int, params: dict[str, Any]) -> int:
+        self.stem_module = info.factory(in_chans, dim, **params)
+        return int(getattr(self.stem_module, "stride", 0))
+
+    def downsample(self, path: str, info: LayerInfo, in_dim: int, out_dim: int, params: dict[str, Any], *, take_local: bool) -> int:
+        down = info.factory(in_dim, out_dim, **params)
+        self.pending_down = adapt(down, take_local)
+        return int(getattr(down, "stride", 2))
+
+    def block(self, path: str, info: LayerInfo, ctx: BlockContext, params: dict[str, Any], *, take_local: bool) -> None:
+        if ctx.block_index == 0:
+            self.stages.append((self.pending_down, []))
+            self.pending_down = None
+        self.stages[-1][1].append(adapt(info.factory(ctx, **params), take_local))
+
+    def trunk(self, arch: ArchSpec, stride: int, cls_before: int) -> None:
+        self.cls_before = cls_before
+
+    def head(self, info: LayerInfo, in_dim: int, num_classes: int, layout: str, params: dict[str, Any], *, take_local: bool) -> None:
+        self.head_module = adapt(info.factory(in_dim, num_classes, layout=layout, **params), take_local)
+
+    def assemble(self, arch: ArchSpec) -> nn.Module:
+        assert self.stem_module is not None and self.head_module is not None
+        if arch.layout == "isotropic":
+            blocks = [b for _, stage_blocks in self.stages for b in stage_blocks]
+            return IsotropicNet(arch, self.stem_module, blocks, self.cls_before, self.head_module)
+        stages: list[nn.Module] = [Stage(down, blocks) for down, blocks in self.stages]
+        return PyramidNet(arch, self.stem_module, stages, self.head_module)
 
 
 def _init_weights(module: nn.Module) -> None:

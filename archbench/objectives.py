@@ -40,6 +40,8 @@ KNOWN: dict[str, ObjectiveInfo] = {
     "macs": ObjectiveInfo("min", None, "GMACs", 1e-9, ".2f", " G"),
     "params": ObjectiveInfo("min", None, "params (M)", 1e-6, ".2f", " M"),
     "latency_ms": ObjectiveInfo("min", None, "latency (ms)", 1.0, ".1f", " ms"),
+    # The per-layer latency table's prediction (archbench.measure.latency_table): no model timed.
+    "latency_pred_ms": ObjectiveInfo("min", None, "pred. latency (ms)", 1.0, ".1f", " ms"),
     # Unitless scores spanning orders of magnitude between architectures: 3 significant digits.
     **{name: ObjectiveInfo("max", NEEDS_DATA, name, 1.0, ".3g", "") for name in ZERO_COST_SIGNALS},
 }

@@ -109,19 +109,22 @@ def run(args: argparse.Namespace) -> int:
         warn(f"wrote {args.plot}")
 
     from archbench.report import fidelity
+    from archbench.report.screening import pool_lines
 
     verdicts = fidelity.verdicts_for_spaces([r.space for r in report.runs if r.space], [r.path for r in report.runs])
+    screened = pool_lines(report.runs)
     top = args.top if args.top is not None else (DEFAULT_TOP if args.format == "table" else None)
     if args.format == "table":
         with _console(args.output) as console:
             export.print_report(report, console, top=top)
-            for line in fidelity.verdict_lines(verdicts):
+            for line in [*fidelity.verdict_lines(verdicts), *screened]:
                 console.print(line, soft_wrap=True, highlight=False)
             if studies:
                 fidelity.print_studies(studies, console)
     else:
         text = {
-            "md": lambda: export.to_markdown(report, top=top, plot_path=args.plot) + _md_verdicts(fidelity.verdict_lines(verdicts)) + (fidelity.to_markdown(studies) if studies else ""),
+            "md": lambda: export.to_markdown(report, top=top, plot_path=args.plot) + _md_verdicts([*fidelity.verdict_lines(verdicts), *screened])
+            + (fidelity.to_markdown(studies) if studies else ""),
             "csv": lambda: export.to_csv(report, top=top),
             "json": lambda: export.to_json(report, top=top),
             "html": lambda: export.to_html(report, top=top, png=png, notes=fidelity.verdict_lines(verdicts)),

@@ -60,6 +60,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-params", default=S, help="override the space's max_params, e.g. 20M")
     p.add_argument("--time-budget", type=float, default=S, dest="time_budget_min", help="minutes after which no new trial starts")
     p.add_argument("--latency-batch-size", type=int, default=S, help=f"batch size of latency measurements, 1 to {MAX_BATCH} (default 1)")
+    p.add_argument("--screen", type=int, default=S, metavar="N", help="draw N candidates cheaply (exact cost, a zero-cost score for val_acc) and train the --trials best by non-dominated sorting (default 0: off)")
+    p.add_argument("--screen-signal", default=S, help="zero-cost score standing in for val_acc while screening: synflow (default), nwot, grad_norm or snip")
     p.add_argument("--top", type=int, default=10, help="leaderboard rows printed at the end")
     p.add_argument("--no-live", action="store_true", help="no live view: one line per finished trial")
     p.set_defaults(run=run)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from pathlib import Path
 from typing import Any
 
 from rich.table import Table
@@ -12,7 +13,13 @@ from rich.tree import Tree
 
 from archbench._validate import MAX_SAMPLES, option_in_range
 from archbench.cli import UsageError
-from archbench.cli._output import console, print_json, quiet_libraries
+from archbench.cli._output import (
+    check_writable,
+    console,
+    print_json,
+    quiet_libraries,
+    write_file,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -41,6 +48,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     show.add_argument("--unconstrained", action="store_true", help="ignore the space's constraints when sampling")
     show.add_argument("--json", action="store_true", help="print JSON on stdout and nothing else")
     show.set_defaults(run=run_show)
+    stats = actions.add_parser(
+        "stats",
+        help="cost distributions, constraint acceptance and block frequencies over random samples",
+        description="Count N unconstrained samples of a space (per-layer cost cache: fast once its layers are known) "
+        "and print the distributions of parameters and MACs, the share of samples each constraint accepts, "
+        "how often each block type is drawn, and the extremes.",
+    )
+    stats.add_argument("space", metavar="NAME_OR_FILE")
+    stats.add_argument("--samples", type=_positive_int, default=2000, metavar="N", help=f"samples to count, 1 to {MAX_SAMPLES} (default 2000)")
+    stats.add_argument("--seed", type=int, default=0, metavar="S", help="first seed; sample i uses seed S+i (default 0)")
+    stats.add_argument("--latency", type=_positive_int, default=None, metavar="THREADS",
+                       help="also predict CPU latency at batch 1 with THREADS threads (per-layer latency table; new layers are timed)")
+    stats.add_argument("--plot", type=Path, default=None, metavar="PNG", help="also draw the distributions to this PNG file")
+    stats.add_argument("--json", action="store_true", help="print JSON on stdout and nothing else (every sample's cost included)")
+    stats.set_defaults(run=run_stats)
     space.set_defaults(run=_space_usage)
 
 
@@ -192,3 +214,99 @@ def _tree(node: dict[str, Any], tree: Tree | None = None) -> Tree:
     for child in node["children"]:
         _tree(child, branch)
     return branch
+
+
+# ---- archbench space stats -------------------------------------------------------------------
+def run_stats(args: argparse.Namespace) -> int:
+    option_in_range(args.samples, "--samples", 1, MAX_SAMPLES, _SAMPLES_WHY)
+    if args.plot is not None:
+        check_writable(args.plot, "--plot")
+    quiet_libraries()
+    from archbench import space as spaces_lib
+    from archbench.space._stats import space_stats
+
+    space = spaces_lib.load(args.space)
+    if args.json:
+        stats = space_stats(space, args.samples, seed=args.seed, latency_threads=args.latency)
+    else:
+        from rich.progress import Progress
+
+        with Progress(console=console(), transient=True) as progress:
+            task = progress.add_task(f"counting {args.samples} samples of {space.name}", total=args.samples)
+            stats = space_stats(space, args.samples, seed=args.seed, latency_threads=args.latency,
+                                progress=lambda n: progress.update(task, completed=n))
+    if args.plot is not None:
+        from archbench.space._stats_plot import stats_png
+
+        write_file(args.plot, stats_png(stats), "--plot")
+    if args.json:
+        print_json(stats.to_dict())
+        return 0
+    _print_stats(stats, space)
+    if args.plot is not None:
+        console().print(f"Plot: {args.plot}")
+    return 0
+
+
+def _print_stats(stats: Any, space: Any) -> None:
+    from archbench.space._stats import histogram
+
+    out = console()
+    runnable = stats.runnable
+    out.print(
+        f"[bold]{space.name}[/bold]: {len(stats.samples)} unconstrained samples (seeds {stats.seed}–{stats.seed + len(stats.samples) - 1}) "
+        f"at {space.target.img_size} px in {stats.seconds:.1f} s ({len(stats.samples) / max(stats.seconds, 1e-9):,.0f} samples/s, "
+        f"{stats.layers_measured} layers measured, the rest from the cache)"
+    )
+    for metric, title in (("params", "parameters"), ("macs", "MACs"), ("latency_pred_ms", "predicted CPU latency (ms, batch 1)")):
+        values = [float(getattr(s, metric)) for s in runnable if getattr(s, metric) is not None]
+        if not values:
+            continue
+        table = Table(title=f"{title} ({len(values)} samples that run; log-spaced bins)")
+        table.add_column("from", justify="right", no_wrap=True)
+        table.add_column("to", justify="right", no_wrap=True)
+        table.add_column("count", justify="right", no_wrap=True)
+        table.add_column("", no_wrap=True)
+        bins = histogram(values)
+        top = max(count for _, _, count in bins) or 1
+        for low, high, count in bins:
+            table.add_row(_short(low), _short(high), str(count), "█" * round(40 * count / top))
+        q = stats.quantiles(metric)
+        out.print(table)
+        out.print(f"  median {_short(q['p50'])}, 10–90%: {_short(q['p10'])}–{_short(q['p90'])}")
+    accept = Table(title="share of samples accepted")
+    accept.add_column("check")
+    accept.add_column("bound", justify="right")
+    accept.add_column("accepted", justify="right")
+    shares = stats.acceptance()
+    accept.add_row("builds and runs", "", f"{shares['runs']:.1%}")
+    for name, value in stats.constraints.items():
+        if name in shares:
+            accept.add_row(name, _short(value), f"{shares[name]:.1%}")
+        else:
+            accept.add_row(name, f"{value:g}", "not checked (measured latency)")
+    accept.add_row("all constraints", "", f"{shares['all']:.1%}")
+    out.print(accept)
+    blocks = Table(title="block types")
+    blocks.add_column("block")
+    blocks.add_column("share of blocks", justify="right")
+    blocks.add_column("samples using it", justify="right")
+    for kind, share in stats.block_frequencies().items():
+        blocks.add_row(kind, f"{share['blocks']:.1%}", f"{share['samples']:.1%}")
+    out.print(blocks)
+    extremes = stats.extremes()
+    if extremes:
+        table = Table(title="extremes")
+        table.add_column("")
+        table.add_column("seed", justify="right")
+        table.add_column("stem | blocks×depth per stage", overflow="fold", ratio=1)
+        table.add_column("params (M)", justify="right")
+        table.add_column("GMACs", justify="right")
+        for label, s in extremes.items():
+            table.add_row(label.replace("_", " "), str(s.seed), s.summary, f"{(s.params or 0) / 1e6:.2f}", f"{(s.macs or 0) / 1e9:.3f}")
+        out.print(table)
+    errors = stats.errors()
+    if errors:
+        reason, count = errors.most_common(1)[0]
+        out.print(f"{sum(errors.values())} samples do not run at {space.target.img_size} px; most often ({count}×): {reason}")
+    out.print(f"Counts: {stats.method}, summed per layer (archbench.measure.arch_cost).")

@@ -1,7 +1,8 @@
 """What an architecture costs: unique parameters and MACs per image, from its ArchSpec alone.
 
 ``arch_cost`` is the one entry point for constraint checks, profiles, reports and trial records;
-the caches (in memory today, per layer on disk later) sit behind it, so callers never hold a model.
+the caches (per architecture in memory, per layer in memory and on disk: ``layer_cost``) sit
+behind it, so callers never hold a model. ``full_cost`` builds the whole model, to check the sum.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
 
     from archbench.spec import ArchSpec
 
-__all__ = ["AUDITED_METHOD", "META_COUNTER", "META_METHOD", "Cost", "arch_cost", "clear_cache", "module_cost"]
+__all__ = ["AUDITED_METHOD", "META_COUNTER", "META_METHOD", "Cost", "arch_cost", "clear_cache", "full_cost", "module_cost"]
 
 META_COUNTER = "FlopCounterMode (meta)"
 META_METHOD = "meta-device build, matrix products and convolutions counted (FlopCounterMode)"
@@ -69,8 +70,10 @@ def arch_cost(arch: ArchSpec, *, img_size: int | None = None, num_classes: int |
     matrix products and convolutions counted: thousands of candidates a minute), and is what
     space constraints are checked against; ``audited`` builds on CPU and counts every op with
     fvcore and archbench's handles (norms, attention, FFTs), recording what went uncounted: the
-    figure `archbench profile`, `reproduce`, reports and trial records give. Results are cached by
-    the architecture's content hash, so asking twice costs nothing.
+    figure `archbench profile`, `reproduce`, reports and trial records give. Either is the exact
+    sum of the architecture's layers, each measured once and kept per layer in memory and in the
+    user's cache folder (``archbench.measure.layer_cost``): a new architecture made of known
+    layers costs a lookup, no model. Results are also cached by the architecture's content hash.
 
     Args:
         arch: the architecture; its name does not matter, its input size does.
@@ -95,7 +98,7 @@ def arch_cost(arch: ArchSpec, *, img_size: int | None = None, num_classes: int |
     key = (arch.hash, audited)
     found = _cache.get(key)
     if found is None:
-        found = _audited(arch) if audited else _meta(arch)
+        found = _by_layers(arch, audited)
         _cache[key] = found
         if len(_cache) > _CACHE_SIZE:
             _cache.popitem(last=False)
@@ -120,9 +123,38 @@ def module_cost(model: nn.Module, img_size: int | tuple[int, int], *, in_chans: 
     )
 
 
-def clear_cache() -> None:
-    """Forget every cached cost (after registering a block that replaces another, say)."""
+def full_cost(arch: ArchSpec, *, img_size: int | None = None, num_classes: int | None = None, audited: bool = False) -> Cost:
+    """The same count as :func:`arch_cost`, from the whole model built (no cache): what trial
+    records set beside the cached figure, and what the tests hold the per-layer sum to."""
+    if img_size is not None or num_classes is not None:
+        arch = arch.with_input(img_size=img_size, num_classes=num_classes)
+    return _audited(arch) if audited else _meta(arch)
+
+
+def clear_cache(*, layers: bool = True, disk: bool = False) -> None:
+    """Forget every cached cost in this process (after registering a block that replaces another,
+    say): the per-architecture memo, and with ``layers`` the per-layer entries held in memory; with
+    ``disk`` the per-layer cache file is reopened (its entries are read again when needed)."""
+    from archbench.measure import layer_cost
+
     _cache.clear()
+    if disk:
+        layer_cost.reset_store()
+    elif layers:
+        layer_cost.store().clear_memory()
+
+
+def _by_layers(arch: ArchSpec, audited: bool) -> Cost:
+    from archbench.measure.layer_cost import MetaUnsupported, layer_sums
+
+    try:
+        sums = layer_sums(arch, audited=audited)
+    except MetaUnsupported:
+        return _audited(arch) if audited else _meta(arch)  # the whole-model path has its own fallback
+    if audited:
+        return Cost(params=sums.params, macs=sums.macs, method=AUDITED_METHOD, counter=COUNTER_NAME,
+                    uncounted_ops=sums.uncounted_ops, ignored_ops=sums.ignored_ops)
+    return Cost(params=sums.params, macs=sums.macs)
 
 
 def _audited(arch: ArchSpec) -> Cost:

@@ -86,22 +86,42 @@ def measure_latency(
     or at ``max_repeats`` / ``max_seconds`` (then ``stable`` is False).
     """
     h, w = (img_size, img_size) if isinstance(img_size, int) else img_size
+    x = torch.randn(batch_size, in_chans, h, w, device=device)
+    return measure_latency_on(model, (x,), batch_size=batch_size, device=device, dtype=dtype, threads=threads, min_repeats=min_repeats,
+                              max_repeats=max_repeats, min_seconds=min_seconds, max_seconds=max_seconds, rel_tolerance=rel_tolerance)
+
+
+def measure_latency_on(
+    model: nn.Module,
+    inputs: tuple,
+    *,
+    batch_size: int = 1,
+    device: str = "cpu",
+    dtype: str = "float32",
+    threads: int | None = None,
+    min_repeats: int = 20,
+    max_repeats: int = 500,
+    min_seconds: float = 1.0,
+    max_seconds: float = 15.0,
+    rel_tolerance: float = 0.01,
+) -> Latency:
+    """:func:`measure_latency` of ``model(*inputs)`` (inputs already on ``device``): one layer of a
+    network as much as a whole one (the per-layer latency table times each layer so)."""
     torch_dtype = DTYPES[dtype]
     model = model.to(device=device).eval()
     use_cuda = device.startswith("cuda")
-    x = torch.randn(batch_size, in_chans, h, w, device=device)
     autocast = torch.autocast(device_type="cuda" if use_cuda else "cpu", dtype=torch_dtype, enabled=dtype != "float32")
 
     def run_once() -> float:
         if use_cuda:
             start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
             start.record()
-            model(x)
+            model(*inputs)
             end.record()
             torch.cuda.synchronize(device)
             return start.elapsed_time(end)
         t0 = time.perf_counter()
-        model(x)
+        model(*inputs)
         return (time.perf_counter() - t0) * 1e3
 
     with fixed_threads(threads) as used_threads, torch.inference_mode(), autocast, watch_load() as machine:

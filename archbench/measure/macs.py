@@ -108,11 +108,16 @@ def count_macs(model: nn.Module, img_size: int | tuple[int, int], *, batch_size:
         4608338304
     """
     h, w = (img_size, img_size) if isinstance(img_size, int) else img_size
+    return count_macs_on(model, (torch.zeros(batch_size, in_chans, h, w),))
+
+
+def count_macs_on(model: nn.Module, inputs: tuple[Any, ...]) -> MacCount:
+    """Count the MACs of ``model(*inputs)`` (tensors, or tuples of tensors), in eval mode: the
+    audited count of one layer of a network as much as of a whole one."""
     was_training = model.training
     model.eval()
-    inputs = torch.zeros(batch_size, in_chans, h, w)
     try:
-        analysis = FlopCountAnalysis(model, (inputs,))
+        analysis = FlopCountAnalysis(model, inputs)
         analysis.set_op_handle(**EXTRA_HANDLES)
         analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False).tracer_warnings("none")
         logger = logging.getLogger("fvcore")
@@ -149,4 +154,16 @@ def count_macs_meta(build_model: Callable[[], nn.Module], img_size: int | tuple[
     counter = FlopCounterMode(display=False)
     with counter, torch.no_grad():
         model(inputs)
+    return counter.get_total_flops() // 2
+
+
+
+def meta_macs_of(run: Callable[[], Any]) -> int:
+    """MACs of ``run()``, a forward pass on meta tensors, by FlopCounterMode (as
+    :func:`count_macs_meta`, for a layer whose inputs are not one image)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        run()
     return counter.get_total_flops() // 2

@@ -83,8 +83,13 @@ def make_figure(report: Report) -> Figure:
         axes = fig.subplots(rows, cols, squeeze=False)
         colours = matplotlib.colormaps["tab10"]
         labels: dict[Axes, list[_Label]] = {}
+        from archbench.report.screening import draw_pool, load_pools
+
+        pools = load_pools(report.runs)
         for ax, (x, y) in zip(axes.flat, pairs):
             labels[ax] = []
+            if pools and x in ("macs", "params"):
+                draw_pool(ax, pools, x, _SCALE[x])  # the candidates the trained trials were chosen from
             for g, group in enumerate(report.groups):
                 labels[ax] += _draw_group(ax, report, group.key, x, y, colours(g % 10), _legend_label(group))
             labels[ax] += _draw_anchors(ax, report, x, y)

@@ -30,7 +30,7 @@ _DIRECT = (
     "params", "macs", "latency_ms_median", "latency_ms_p90", "latency_batch_size", "latency_device",
     "latency_threads", "latency_dtype", "latency_other_cores", "latency_contended", "val_acc", "val_loss", "best_val_acc", "val_acc_history",
     "epochs_run", "train_seconds", "images_per_second", "train_peak_memory_mb", "train_device", "proxy_params",
-    "train_loss_sum", "val_knn_acc", "val_knn_acc_init", "mix_rule", *ZERO_COST_COLUMNS,
+    "train_loss_sum", "val_knn_acc", "val_knn_acc_init", "mix_rule", *ZERO_COST_COLUMNS, "params_full", "macs_full", "latency_pred_ms",
 )
 _EXTRA = ("train_loss", "uncounted_ops", "traceback", "trial_number", "lease_windows", "zero_cost_error")
 

@@ -58,6 +58,8 @@ class SearchOptions:
     time_budget_min: float | None = None
     latency_batch_size: int = 1
     latency_threads: int | None = None
+    screen: int = 0  # candidates screened before training (0: none); see archbench.search.screen
+    screen_signal: str = "synflow"  # what stands in for val_acc while screening
 
     def __post_init__(self) -> None:
         checks = [
@@ -76,6 +78,9 @@ class SearchOptions:
         for ok, message in checks:
             if not ok:
                 raise UserError(message)
+        from archbench.search.screen import check_screen
+
+        check_screen(self)
         if self.scheduler == "asha" and not any(o.name == "val_acc" for o in self.objectives):
             raise UserError("--scheduler asha prunes on val_acc: include val_acc in --objectives")
 

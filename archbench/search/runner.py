@@ -20,6 +20,7 @@ from archbench.search.options import SearchOptions
 from archbench.search.prepare import SEARCH, load_space, prepare_run, resolve_device
 from archbench.search.ray_session import RayUnavailable, ray_session
 from archbench.search.sampling import make_searcher, open_storage, optuna_quiet, retry_unfinished, trials_in_study
+from archbench.search.screen import screen
 from archbench.search.trial import TrialPlan, run_trial
 from archbench.store.run import RunDirLock, RunFolder, RunWrites
 
@@ -96,6 +97,7 @@ def _search(
     remaining = options.trials - _finished(done)
     if remaining <= 0:
         return RunOutcome(folder.path, options.trials, _counts(done), 0.0, False, False)
+    screen(folder, storage, space, options, data)  # once a run: a resume finds the pool and its queue
     already = trials_in_study(storage)
     searcher = make_searcher(options, space, storage, already=already)
     device, gpus = resolve_device(options)

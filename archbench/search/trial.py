@@ -129,6 +129,8 @@ def run_trial(config: dict[str, Any], *, data: Dataset | None, plan: TrialPlan) 
                 )
                 tune.report(_objective_placeholders(record, plan.objectives))
                 return
+        if any(o.name == "latency_pred_ms" for o in plan.objectives):
+            record.update(_predicted_latency(arch, plan, hold))
         if data is not None:  # the run loaded its dataset: every trial gets the zero-cost scores
             record.update(_zero_cost(arch, data, plan, config["trial_number"], hold))
         if plan.needs_training:
@@ -152,11 +154,27 @@ def _fail(record: dict[str, Any], err: Exception, plan: TrialPlan) -> None:
 
 
 def _cheap_objectives(arch: ArchSpec) -> dict[str, Any]:
-    """Params and audited MACs of the full-size architecture at the space's target resolution."""
+    """Params and audited MACs of the full-size architecture at the space's target resolution:
+    the per-layer cache's sum, and beside it the whole model counted once (so a key that misses
+    a dependency shows as a mismatch in the records instead of hiding in the cache)."""
     from archbench.measure import arch_cost
+    from archbench.measure.cost import full_cost
 
     cost = arch_cost(arch, audited=True)
-    return {"params": cost.params, "macs": cost.macs, "uncounted_ops": ",".join(cost.uncounted_ops)}
+    full = full_cost(arch, audited=True)
+    return {"params": cost.params, "macs": cost.macs, "uncounted_ops": ",".join(cost.uncounted_ops),
+            "params_full": full.params, "macs_full": full.macs}
+
+
+def _predicted_latency(arch: ArchSpec, plan: TrialPlan, hold: DeviceHold) -> dict[str, Any]:
+    """The latency table's prediction; layers new to the table are timed, so under the device
+    lease, as whole-model latency is."""
+    from archbench.measure.latency_table import predict_latency
+
+    threads = plan.latency_threads or plan.train.threads
+    with hold.exclusive():
+        found = predict_latency(arch.with_input(img_size=plan.target_img_size), device=plan.train.device, threads=threads or 1)
+    return {"latency_pred_ms": found.latency_pred_ms}
 
 
 def _too_large(arch: ArchSpec, plan: TrialPlan) -> str | None:

@@ -48,6 +48,7 @@ LOCK_FILE = ".lock"
 PLAN_FILE = "fidelity_plan.json"  # a fidelity study's architectures, fixed before any training
 ANALYSIS_FILE = "fidelity.json"  # its rank analysis, rewritten whenever it is analysed
 SCATTER_FILE = "fidelity.png"
+SCREEN_POOL_FILE = "screen_pool.parquet"  # a screened search's candidates, the trained ones marked
 
 MANIFEST_VERSION = 1
 DEFAULT_KIND = "search"  # manifests written before runs had kinds are searches
@@ -193,6 +194,10 @@ class RunFolder:
     @property
     def study_path(self) -> Path:
         return self.path / STUDY_FILE
+
+    @property
+    def screen_pool_path(self) -> Path:
+        return self.path / SCREEN_POOL_FILE
 
     @property
     def ray_log(self) -> Path:
@@ -509,6 +514,7 @@ __all__ = [
     "RunDirLock",
     "RunFolder",
     "SCATTER_FILE",
+    "SCREEN_POOL_FILE",
     "SPACE_COPY",
     "STUDY_FILE",
     "TRIALS_DIR",

@@ -87,6 +87,12 @@ _COLUMNS: tuple[tuple[str, pa.DataType, bool], ...] = (
     ("val_knn_acc", pa.float64(), True),
     ("val_knn_acc_init", pa.float64(), True),
     ("mix_rule", pa.string(), True),
+    # the whole model's audited count beside `params`/`macs` (the per-layer cache's sum): equal
+    # unless a layer's cost depends on something its cache key misses
+    ("params_full", pa.int64(), True),
+    ("macs_full", pa.int64(), True),
+    # the per-layer latency table's prediction (batch 1, this machine), when it is an objective
+    ("latency_pred_ms", pa.float64(), True),
 )
 
 SCHEMA: pa.Schema = pa.schema(
@@ -170,6 +176,9 @@ class TrialRecord:
     val_knn_acc: float | None = None
     val_knn_acc_init: float | None = None
     mix_rule: str | None = None
+    params_full: int | None = None
+    macs_full: int | None = None
+    latency_pred_ms: float | None = None
     schema_version: int = field(default=SCHEMA_VERSION)
 
     def __post_init__(self) -> None:
