@@ -338,6 +338,7 @@ class _CostMaker:
         self.cls_before = -1
         self.cls_token = False
         self.block_count = 0
+        self.prefix = 0  # prefix tokens the last block saw
         # The current stage: its blocks so far (to rebuild what they share) and the shared keys.
         self.stage_index = -1
         self.stage_blocks: list[tuple[LayerInfo, BlockContext, dict[str, Any]]] = []
@@ -462,8 +463,12 @@ class _CostMaker:
             parts = self.flow["tuple"]
             dim = parts[0][-1]
             attn = parts[1] if len(parts) > 1 else None
+            # Tokens an earlier block dropped (DynamicViT's inference pruning) stay dropped: the
+            # sequence is what the last block passed on, plus any class token inserted since.
+            tokens = int(parts[0][1]) + prefix - self.prefix
         else:  # the stem's (1, C, h, w)
             dim, attn = self.flow[1], None
+        self.prefix = prefix
         inputs: list[Sig] = [[1, tokens, dim]] + ([attn] if attn is not None else [])
         return inputs, self.hw, prefix
 

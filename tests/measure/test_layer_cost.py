@@ -195,7 +195,7 @@ def test_a_damaged_entry_is_measured_again(tmp_path: Path):
 
 def test_a_sample_that_does_not_run_fails_through_the_cache_as_through_the_model(fresh_store: LayerStore):
     sp = space.load("hybrid_vit")
-    arch = sp.sample(2, constrained=False).with_input(img_size=20)  # a 3x3 conv meets a 1x1 map
+    arch = sp.sample(3, constrained=False).with_input(img_size=20)  # a 3x3 conv meets a 1x1 map
     with pytest.raises(RuntimeError, match="Kernel size can't be greater than actual input size"):
         full_cost(arch)
     with pytest.raises(InvalidSample, match="forward: RuntimeError: Calculated padded input size"):
