@@ -119,7 +119,7 @@ class PoolingAttention(nn.Module):
             trunc_normal_(self.rel_pos_w, std=0.02)
 
     @staticmethod
-    def _apply(pool: nn.Module | None, norm: nn.Module | None, t: torch.Tensor, hw: tuple[int, int]) -> tuple[torch.Tensor, tuple[int, int]]:
+    def _pooled(pool: nn.Module | None, norm: nn.Module | None, t: torch.Tensor, hw: tuple[int, int]) -> tuple[torch.Tensor, tuple[int, int]]:
         if pool is None:
             return t, hw
         B, h, _, d = t.shape
@@ -146,9 +146,9 @@ class PoolingAttention(nn.Module):
     def forward(self, x: torch.Tensor, hw: tuple[int, int]) -> tuple[torch.Tensor, tuple[int, int]]:
         B, N, _ = x.shape
         q, k, v = self.qkv(x).reshape(B, N, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)  # (B, h, N, d)
-        q, q_hw = self._apply(self.pool_q, self.norm_q, q, hw)
-        k, k_hw = self._apply(self.pool_k, self.norm_k, k, hw)
-        v, _ = self._apply(self.pool_v, self.norm_v, v, hw)
+        q, q_hw = self._pooled(self.pool_q, self.norm_q, q, hw)
+        k, k_hw = self._pooled(self.pool_k, self.norm_k, k, hw)
+        v, _ = self._pooled(self.pool_v, self.norm_v, v, hw)
         bias = self.relative_bias(q, q_hw, k_hw) if self.rel_pos_h is not None else None
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)  # (B, h, Nq, d)
         if self.residual_pooling:

@@ -38,14 +38,14 @@ def check_screen(options: SearchOptions) -> None:
     """Refuse, before anything starts, screening that cannot rank on the run's objectives."""
     from archbench._validate import MAX_SAMPLES, range_message
 
+    if options.screen_signal not in SCREEN_SIGNALS:  # a typo is refused with or without --screen
+        raise UserError(f"--screen-signal must be one of {', '.join(SCREEN_SIGNALS)}, got {options.screen_signal!r}")
     if not options.screen:
         return
     if not 0 <= options.screen <= MAX_SAMPLES:
         raise UserError(range_message("--screen", 0, MAX_SAMPLES, "each candidate is counted and scored", options.screen))
     if options.screen < options.trials and not options.resume:
         raise UserError(f"--screen {options.screen} must be at least --trials {options.trials} (the pool the trained trials are chosen from)")
-    if options.screen_signal not in SCREEN_SIGNALS:
-        raise UserError(f"--screen-signal must be one of {', '.join(SCREEN_SIGNALS)}, got {options.screen_signal!r}")
     slow = [o.name for o in options.objectives if o.name == "latency_ms"]
     if slow:
         raise UserError("--screen ranks on exact costs and zero-cost scores; latency_ms is measured per trial, not screened: "

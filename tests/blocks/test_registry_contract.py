@@ -71,3 +71,25 @@ def test_factory_accepts_exactly_the_schema(info: LayerInfo) -> None:
     for name in params:
         with pytest.raises(TypeError):
             build(**{k: v for k, v in params.items() if k != name})
+
+
+def test_no_block_shadows_a_method_of_nn_module() -> None:
+    """A block method named like one of nn.Module's (MViT's pooling helper was once `_apply`, which
+    `.to()`, `.float()` and `.cuda()` call) breaks every model that holds it, far from the cause."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    from torch import nn
+
+    import archbench.blocks
+
+    meant = {"forward", "extra_repr", "__init__", "train", "reset_parameters", "_load_from_state_dict"}
+    module_names = set(dir(nn.Module)) - meant
+    clashes = []
+    for found in pkgutil.iter_modules(archbench.blocks.__path__):
+        module = importlib.import_module(f"archbench.blocks.{found.name}")
+        for name, cls in vars(module).items():
+            if inspect.isclass(cls) and issubclass(cls, nn.Module) and cls.__module__ == module.__name__:
+                clashes += [f"{module.__name__}.{name}.{attr}" for attr in vars(cls) if attr in module_names and not attr.startswith("__")]
+    assert clashes == []
