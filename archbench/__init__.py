@@ -5,7 +5,9 @@ Public API: ``load_arch``, ``build``, ``ArchSpec``; ``archbench.zoo``, ``archben
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from archbench._lazy import lazy_attributes
 
 __version__ = "0.1.0"
 
@@ -31,11 +33,4 @@ if TYPE_CHECKING:
 __all__ = [*_LAZY, "__version__"]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'archbench' has no attribute '{name}'")
+__getattr__ = lazy_attributes("archbench", _LAZY, globals())

@@ -3,7 +3,9 @@ Nguyen et al., 2021) of every block of one against every block of another (Raghu
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from archbench._lazy import lazy_attributes
 
 # Examples a CKA minibatch: Nguyen et al. (ICLR 2021) estimate CKA over minibatches of this size.
 DEFAULT_BATCH = 256
@@ -47,11 +49,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'archbench.similarity' has no attribute '{name}'")
+__getattr__ = lazy_attributes("archbench.similarity", _LAZY, globals())

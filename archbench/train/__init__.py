@@ -4,7 +4,9 @@ scores them on a held-out split, and the zero-cost scores of a proxy at initiali
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from archbench._lazy import lazy_attributes
 
 # Resolved on first use: option validation (TrainConfig) must not pay for torch and timm, so a bad
 # flag is refused in well under a second (issue 12).
@@ -61,11 +63,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'archbench.train' has no attribute '{name}'")
+__getattr__ = lazy_attributes("archbench.train", _LAZY, globals())
