@@ -108,6 +108,12 @@ class BlockContext:
     # stage's blocks (CMT's relative bias) are created by the first block and found by the rest.
     stage_shared: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
+    def block_phase(self, period: int) -> int:
+        """``block_index % period``: all that a block alternating with a period depends on (Swin's
+        shifted windows: 2; Hire-MLP's shift steps). Read this rather than ``block_index`` so the
+        per-layer cost cache keys such a block by its phase and not by its position in the stage."""
+        return self.block_index % period
+
 
 @dataclass(frozen=True)
 class LayerInfo:

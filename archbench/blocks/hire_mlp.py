@@ -122,5 +122,5 @@ def _check(params: dict, dim: int) -> str | None:
     check=_check,
 )
 def hire_mlp(ctx: BlockContext, *, region: int, step_stride: int, step_dilation: int, mlp_ratio: float) -> nn.Module:
-    shift = (ctx.block_index % step_stride) * step_dilation
+    shift = ctx.block_phase(step_stride) * step_dilation
     return HireBlock(ctx.dim, region, shift, mlp_ratio, ctx.drop_path)

@@ -169,5 +169,5 @@ class SwinBlock(nn.Module):
 def window(ctx: BlockContext, *, heads: int, window_size: int, shift: bool, mlp_ratio: float, qkv_bias: bool) -> nn.Module:
     # As Swin/timm: a stage whose map is smaller than the window gets a window (and bias table) of the map.
     table_window = (min(window_size, ctx.resolution[0]), min(window_size, ctx.resolution[1]))
-    shifted = shift and ctx.block_index % 2 == 1
+    shifted = shift and ctx.block_phase(2) == 1
     return SwinBlock(ctx.dim, heads, table_window, shifted, mlp_ratio, qkv_bias, ctx.drop_path)

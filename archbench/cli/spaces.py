@@ -284,7 +284,7 @@ def _print_stats(stats: Any, space: Any) -> None:
         if name in shares:
             accept.add_row(name, _short(value), f"{shares[name]:.1%}")
         else:
-            accept.add_row(name, f"{value:g}", "not checked (measured latency)")
+            accept.add_row(name, f"{value:g}", "not checked (predict it with --latency 1)")
     accept.add_row("all constraints", "", f"{shares['all']:.1%}")
     out.print(accept)
     blocks = Table(title="block types")

@@ -4,7 +4,8 @@ each distinct layer measured once (the lookup-table idea of ProxylessNAS / Once-
 A layer is keyed by everything its cost can depend on: its type and parameters, the shapes that
 reach it, whether a (local, regional) pair is narrowed before it, and each field of its
 ``BlockContext`` that its factory actually reads (recorded while it is built, so a block that
-reads its position in the stage is keyed by it and one that does not is shared by every position),
+reads its position in the stage is keyed by it, one that reads only ``block_phase(p)`` by that
+phase, and one that reads neither is shared by every position),
 plus the modules its stage shares so far (CMT's relative bias is counted by the block that makes
 it). Drop-path rates are not part of any key: a layer is measured with drop-path 0, which has no
 parameters and no arithmetic at inference. The sum equals the full count to the unit; tests hold
@@ -136,6 +137,7 @@ def layer_sums(arch: ArchSpec, *, audited: bool = False, timing: TimingSetup | N
 # ---- keys ----------------------------------------------------------------------------------------
 _CTX_FIELDS = tuple(f.name for f in fields(BlockContext))
 _reads: list[set[str]] = []  # one set per factory call being recorded
+_PHASE = "block_phase:"  # a read of ctx.block_phase(period), recorded as "block_phase:<period>"
 
 
 @dataclass(frozen=True)
@@ -147,6 +149,12 @@ class _RecordingContext(BlockContext):
         if _reads and name in _CTX_FIELDS:
             _reads[-1].add(name)
         return object.__getattribute__(self, name)
+
+    def block_phase(self, period: int) -> int:
+        # Recorded as the phase, not the index: every block of that phase shares one entry.
+        if _reads:
+            _reads[-1].add(f"{_PHASE}{period}")
+        return object.__getattribute__(self, "block_index") % period
 
 
 def _canonical(value: Any) -> Any:
@@ -189,6 +197,8 @@ def _ctx_values(ctx: BlockContext, read: tuple[str, ...], shared_keys: tuple[str
     for name in read:
         if name == "stage_shared":
             values[name] = list(shared_keys)  # what the stage's earlier blocks left there
+        elif name.startswith(_PHASE):
+            values[name] = ctx.block_phase(int(name[len(_PHASE):]))
         elif name == "drop_path":
             values[name] = 0.0  # measured without: no parameters, no arithmetic at inference
         else:

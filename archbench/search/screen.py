@@ -87,13 +87,16 @@ def screen_pool(
                    optuna_params=json.dumps(trial.params), params=cost.params, macs=cost.macs,
                    violation=space.constraints.violated(cost.params, cost.macs) or ("duplicate" if arch.hash in seen else None))
         seen.add(arch.hash)
-        if row["violation"] is None and signals:
-            row.update(_scores(arch, signals, data, options))
-        if row["violation"] is None and any(o.name == "latency_pred_ms" for o in options.objectives):
+        bound = space.constraints.max_latency_ms
+        if row["violation"] is None and (bound is not None or any(o.name == "latency_pred_ms" for o in options.objectives)):
             from archbench.measure.latency_table import predict_latency
 
             threads = options.latency_threads or options.cpus_per_trial
             row["latency_pred_ms"] = predict_latency(arch, device=options.train.resolved_device(), threads=threads).latency_pred_ms
+            if bound is not None and row["latency_pred_ms"] > bound:  # the trial measures it again if chosen
+                row["violation"] = f"predicted latency {row['latency_pred_ms']:.2f} ms exceeds max_latency_ms {bound:g}"
+        if row["violation"] is None and signals:
+            row.update(_scores(arch, signals, data, options))
         rows.append(row)
         if progress is not None:
             progress(i + 1)

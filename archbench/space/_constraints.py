@@ -27,7 +27,9 @@ class Constraints:
         max_macs: most multiply-accumulates of one forward pass at the space's target size.
         min_macs: fewest MACs (keeps a search away from trivially small models).
         max_params: most unique parameters.
-        max_latency_ms: most median CPU latency (batch 1, measured, so it is slow to check).
+        max_latency_ms: most median CPU latency (batch 1, one thread). Sampling checks the latency
+            table's prediction (``latency_pred_ms``: layers new to the table are timed once);
+            a search's trials measure every candidate whole before training and reject it on that.
     """
 
     max_macs: float | None = None
@@ -52,7 +54,7 @@ class Constraints:
         if self.max_params is not None and params > self.max_params:
             return f"{format_quantity(params)} parameters exceeds max_params {format_quantity(self.max_params)}"
         if self.max_latency_ms is not None and latency_ms is not None and latency_ms > self.max_latency_ms:
-            return f"latency {latency_ms:.2f} ms exceeds max_latency_ms {self.max_latency_ms:g}"
+            return f"predicted latency {latency_ms:.2f} ms exceeds max_latency_ms {self.max_latency_ms:g}"
         return None
 
     def with_values(self, **values: float | str | None) -> Constraints:
@@ -118,11 +120,9 @@ def _first_line(err: BaseException) -> str:
     return text[0] if text else type(err).__name__
 
 
-def measure_latency_ms(arch: ArchSpec) -> float:
-    """A quick CPU median latency (batch 1, one thread) for the max_latency_ms constraint."""
-    from archbench.builder import build
-    from archbench.measure import measure_latency
+def predicted_latency_ms(arch: ArchSpec) -> float:
+    """The latency table's CPU prediction (batch 1, one thread) for the max_latency_ms constraint:
+    no whole model is built, and layers the table has seen cost nothing to look up."""
+    from archbench.measure.latency_table import predict_latency
 
-    model = build(arch).eval()
-    result = measure_latency(model, arch.input.img_size, threads=1, min_repeats=5, max_repeats=50, min_seconds=0.2, max_seconds=3.0)
-    return float(result.median)
+    return predict_latency(arch, threads=1).latency_pred_ms

@@ -17,7 +17,7 @@ import yaml
 from archbench.cache import cache_dir, read_json, write_json
 from archbench.quantity import format_quantity
 from archbench.registry import SpecError
-from archbench.space._constraints import Constraints, estimate, measure_latency_ms
+from archbench.space._constraints import Constraints, estimate, predicted_latency_ms
 from archbench.space._describe import format_size, outline, size_log10
 from archbench.space._match import contains as _contains
 from archbench.space._sample import SeededSource, TrialSource, realize, to_arch
@@ -230,12 +230,12 @@ class Space:
         return estimate(arch)
 
     def check_arch(self, arch: ArchSpec) -> str | None:
-        """Measure ``arch`` (and time it when max_latency_ms is set) against the constraints.
+        """Measure ``arch`` (and predict its latency when max_latency_ms is set) against the constraints.
 
         Raises InvalidSample when it does not build or run at the target size.
         """
         found = self.estimate(arch)
-        latency = measure_latency_ms(arch) if self.constraints.max_latency_ms is not None else None
+        latency = predicted_latency_ms(arch) if self.constraints.max_latency_ms is not None else None
         return self.constraints.violated(found.params, found.macs, latency)
 
     def ranges(self, samples: int = RANGE_SAMPLES) -> SpaceRanges:

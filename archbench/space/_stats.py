@@ -20,8 +20,10 @@ if TYPE_CHECKING:
 
 __all__ = ["SampleCost", "SpaceStats", "histogram", "space_stats"]
 
-# The bounds `archbench space stats` checks each sample against (max_latency_ms needs a timing).
+# The bounds `archbench space stats` checks each sample against; max_latency_ms too when latency
+# was predicted at the bound's one thread (`--latency 1`).
 COUNTED_BOUNDS = ("max_macs", "min_macs", "max_params")
+LATENCY_BOUND = "max_latency_ms"
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,7 @@ class SpaceStats:
     layers_measured: int = 0
     method: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    latency_threads: int | None = None  # threads the latency was predicted with, if it was
 
     @property
     def runnable(self) -> list[SampleCost]:
@@ -65,7 +68,8 @@ class SpaceStats:
         total = max(len(self.samples), 1)
         runnable = self.runnable
         shares: dict[str, float] = {"runs": len(runnable) / total}
-        checks = {name: _bound_check(name, value) for name, value in self.constraints.items() if name in COUNTED_BOUNDS}
+        checked = (*COUNTED_BOUNDS, LATENCY_BOUND) if self.latency_threads == 1 else COUNTED_BOUNDS
+        checks = {name: _bound_check(name, value) for name, value in self.constraints.items() if name in checked}
         for name, check in checks.items():
             shares[name] = sum(1 for s in runnable if check(s)) / total
         shares["all"] = sum(1 for s in runnable if all(c(s) for c in checks.values())) / total
@@ -121,6 +125,7 @@ class SpaceStats:
             "seconds": round(self.seconds, 3),
             "layers_measured": self.layers_measured,
             "count_method": self.method,
+            "latency_threads": self.latency_threads,
             "constraints": self.constraints,
             "acceptance": self.acceptance(),
             "params": self.quantiles("params"),
@@ -170,7 +175,7 @@ def space_stats(
             progress(i + 1)
     bounds = {k: v for k, v in space.constraints.to_dict().items() if v is not None}
     return SpaceStats(space=space.name, seed=seed, samples=tuple(out), constraints=bounds, seconds=time.perf_counter() - start,
-                      layers_measured=layer_cost.measured_total() - before, method=ESTIMATE_METHOD)
+                      layers_measured=layer_cost.measured_total() - before, method=ESTIMATE_METHOD, latency_threads=latency_threads)
 
 
 def histogram(values: list[float], bins: int = 12, *, log: bool = True) -> list[tuple[float, float, int]]:
@@ -193,6 +198,8 @@ def _bound_check(name: str, value: float) -> Callable[[SampleCost], bool]:
         return lambda s: (s.macs or 0) <= value
     if name == "min_macs":
         return lambda s: (s.macs or 0) >= value
+    if name == LATENCY_BOUND:
+        return lambda s: s.latency_pred_ms is not None and s.latency_pred_ms <= value
     return lambda s: (s.params or 0) <= value
 
 

@@ -44,6 +44,7 @@ def test_calibration_is_fitted_stored_and_applied(fresh_store):
     sp = space.load("tiny_cpu")
     fit, pairs = calibrate([sp.sample(s) for s in range(3)])
     assert fit.networks == 3 and len(pairs) == 3 and all(m > 0 and s > 0 for s, m in pairs)
+    assert fit.offset_ms == 0.0 and fit.scale == sorted(m / s for s, m in pairs)[1]  # the median ratio
     assert load_calibration(timing_setup()) == fit
     found = predict_latency(sp.sample(5))
     assert found.calibrated and found.latency_pred_ms == pytest.approx(fit.scale * found.layer_sum_ms + fit.offset_ms)

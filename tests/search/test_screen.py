@@ -98,3 +98,26 @@ def test_a_screened_search_trains_the_pools_best_resumes_and_reports_them(ray_lo
     assert main(["report", str(run), "--format", "md", "--plot", str(tmp_path / "r.png")]) == 0
     out = capsys.readouterr().out
     assert "screened pool of" in out and "12 candidates drawn" in out and "2 trained" in out
+
+
+def test_max_latency_ms_screens_the_pool_and_the_sampler_by_the_latency_tables_prediction(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    from archbench.measure import layer_cost
+    from archbench.space import SpaceInfeasible
+
+    monkeypatch.setenv("ARCHBENCH_CACHE_DIR", str(tmp_path))  # a latency table of the test's own
+    layer_cost.reset_store(None)
+    try:
+        options = _options(objectives="params:min,macs:min", screen=6, trials=2)
+        sp = spaces.load(options.space)
+        loose = screen_pool(sp.with_constraints(max_latency_ms=1e9), options, None)
+        predicted = loose["latency_pred_ms"].dropna()
+        assert len(predicted) >= 4 and (predicted > 0).all() and not loose["violation"].fillna("").str.contains("latency").any()
+        bound = float(predicted.median())  # the table is warm now: the same layers give the same sums
+        tight = screen_pool(sp.with_constraints(max_latency_ms=bound), options, None)
+        over = tight["latency_pred_ms"] > bound
+        assert over.any() and tight.loc[over, "violation"].str.startswith("predicted latency").all()
+        assert tight.loc[~over & tight["latency_pred_ms"].notna(), "violation"].isna().all()
+        with pytest.raises(SpaceInfeasible, match="max_latency_ms"):
+            sp.with_constraints(max_latency_ms=1e-6).sample(0, max_checks=3)
+    finally:
+        layer_cost.reset_store(None)

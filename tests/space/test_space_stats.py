@@ -39,6 +39,25 @@ def test_stats_agree_with_the_samples_counted_one_by_one():
     assert q["p0"] == extremes["fewest_macs"].macs and q["p100"] == extremes["most_macs"].macs
 
 
+def test_max_latency_ms_is_checked_against_the_one_thread_prediction_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    from archbench.measure import layer_cost
+
+    monkeypatch.setenv("ARCHBENCH_CACHE_DIR", str(tmp_path))  # a latency table of the test's own
+    layer_cost.reset_store(None)
+    try:
+        sp = space.load("tiny_cpu")
+        first = space_stats(sp, 6, latency_threads=1)  # times the layers; the table is warm after
+        bound = sorted(s.latency_pred_ms for s in first.runnable)[len(first.runnable) // 2]
+        stats = space_stats(sp.with_constraints(max_latency_ms=bound), 6, latency_threads=1)
+        accepted = sum(1 for s in stats.runnable if s.latency_pred_ms <= bound) / 6
+        assert stats.acceptance()["max_latency_ms"] == accepted and 0 < accepted < 1
+        assert stats.to_dict()["latency_threads"] == 1
+        unpredicted = space_stats(sp.with_constraints(max_latency_ms=bound), 6)
+        assert "max_latency_ms" not in unpredicted.acceptance()  # no prediction at its thread count: not checked
+    finally:
+        layer_cost.reset_store(None)
+
+
 def test_histogram_bins_cover_every_value_once():
     values = [1e6, 2e6, 5e6, 1e7, 3e7, 1e8]
     bins = histogram(values, bins=5)
