@@ -20,7 +20,8 @@ from torch.utils.flop_counter import flop_registry
 __all__ = ["MetaMacCounter", "memo_info"]
 
 _MEMO_SIZE = 50_000  # entries of a few hundred bytes; a 2,000-sample space run needs ~10k
-_memo: OrderedDict[tuple, tuple[bool, tuple[tuple[tuple[int, ...], tuple[int, ...], torch.dtype], ...]]] = OrderedDict()
+_Spec = tuple[tuple[int, ...], tuple[int, ...], torch.dtype]  # shape, strides, dtype of one output
+_memo: OrderedDict[tuple, tuple[bool, tuple[_Spec, ...], int]] = OrderedDict()  # -> (one tensor?, outputs, FLOPs)
 _memo_lock = threading.Lock()
 _stats = {"hits": 0, "misses": 0}
 _plain: dict[Any, bool] = {}  # op -> returns fresh tensors only (safe to remember)
@@ -65,8 +66,7 @@ def _run(func: Any, args: tuple, kwargs: dict[str, Any], formula: Any = None) ->
     try:
         key = (func, _arg_key(args), _arg_key(tuple(sorted(kwargs.items()))))
     except _Unkeyable:
-        out = func(*args, **kwargs)
-        return out, int(formula(*args, **kwargs, out_val=out)) if formula is not None else 0
+        return _direct(func, args, kwargs, formula)
     with _memo_lock:
         found = _memo.get(key)
         if found is not None:
@@ -76,8 +76,7 @@ def _run(func: Any, args: tuple, kwargs: dict[str, Any], formula: Any = None) ->
         single, specs, flops = found
         outs = tuple(torch.empty_strided(shape, stride, dtype=dtype, device="meta") for shape, stride, dtype in specs)
         return (outs[0] if single else outs), flops
-    out = func(*args, **kwargs)
-    flops = int(formula(*args, **kwargs, out_val=out)) if formula is not None else 0
+    out, flops = _direct(func, args, kwargs, formula)
     single = isinstance(out, torch.Tensor)
     outs = (out,) if single else out
     if isinstance(outs, tuple) and all(isinstance(o, torch.Tensor) and o.is_meta for o in outs):
@@ -136,5 +135,6 @@ class MetaMacCounter(TorchDispatchMode):
 
 
 def _direct(func: Any, args: tuple, kwargs: dict[str, Any], formula: Any) -> tuple[Any, int]:
+    """``func(*args, **kwargs)`` run, and its FLOPs by ``formula`` (0 without one)."""
     out = func(*args, **kwargs)
     return out, int(formula(*args, **kwargs, out_val=out)) if formula is not None else 0
