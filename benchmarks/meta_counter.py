@@ -14,11 +14,11 @@ warnings.filterwarnings("ignore")  # before torch: its import-time deprecation n
 import argparse
 import os
 import tempfile
-import time
 from collections.abc import Callable
 from typing import Any
 
 import torch
+from screen_speed import timed  # benchmarks/ is on the path of a script run from it
 from torch.utils.flop_counter import FlopCounterMode
 
 from archbench import space
@@ -42,15 +42,8 @@ def cold_pass(archs: list, counter: Callable[[Callable[[], Any]], int]) -> tuple
     clear_cache()
     macs.meta_macs_of = counter  # the cache looks the counter up on each measurement
     before = layer_cost.measured_total()
-    start = time.perf_counter()
-    out = []
-    for arch in archs:
-        try:
-            cost = arch_cost(arch)
-            out.append((cost.params, cost.macs))
-        except Exception as err:  # noqa: BLE001 - a sample that does not run is part of the workload
-            out.append(type(err).__name__)
-    return time.perf_counter() - start, layer_cost.measured_total() - before, out
+    seconds, out = timed(archs, arch_cost)
+    return seconds, layer_cost.measured_total() - before, out
 
 
 def main() -> None:
