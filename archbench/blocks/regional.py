@@ -32,18 +32,18 @@ _LN_EPS = 1e-6
 
 
 # ---- helpers ---------------------------------------------------------------------------------
-def window_partition(x: torch.Tensor, window: int) -> torch.Tensor:
-    """(B, C, Hr·w, Wr·w) -> (B·Hr·Wr, w·w, C), windows in the regional tokens' row-major order."""
+def window_partition(x: torch.Tensor, window: tuple[int, int]) -> torch.Tensor:
+    """(B, C, Hr·wh, Wr·ww) -> (B·Hr·Wr, wh·ww, C), windows in the regional tokens' row-major order."""
     B, C, H, W = x.shape
-    x = x.reshape(B, C, H // window, window, W // window, window)
-    return x.permute(0, 2, 4, 3, 5, 1).reshape(-1, window * window, C)
+    x = x.reshape(B, C, H // window[0], window[0], W // window[1], window[1])
+    return x.permute(0, 2, 4, 3, 5, 1).reshape(-1, window[0] * window[1], C)
 
 
-def window_reverse(windows: torch.Tensor, window: int, batch: int, grid: tuple[int, int]) -> torch.Tensor:
-    """Inverse of :func:`window_partition`: (B·Hr·Wr, w·w, C) -> (B, C, Hr·w, Wr·w)."""
+def window_reverse(windows: torch.Tensor, window: tuple[int, int], batch: int, grid: tuple[int, int]) -> torch.Tensor:
+    """Inverse of :func:`window_partition`: (B·Hr·Wr, wh·ww, C) -> (B, C, Hr·wh, Wr·ww)."""
     C = windows.shape[-1]
-    x = windows.reshape(batch, grid[0], grid[1], window, window, C)
-    return x.permute(0, 5, 1, 3, 2, 4).reshape(batch, C, grid[0] * window, grid[1] * window)
+    x = windows.reshape(batch, grid[0], grid[1], window[0], window[1], C)
+    return x.permute(0, 5, 1, 3, 2, 4).reshape(batch, C, grid[0] * window[0], grid[1] * window[1])
 
 
 def regional_from_local(local: torch.Tensor, window: int) -> torch.Tensor:
@@ -140,10 +140,17 @@ class R2LAttention(nn.Module):
         rel = coords[:, None, :] - coords[:, :, None] + window - 1  # (2, w², w²): key minus query
         self.register_buffer("rel_index", rel[0] * span + rel[1], persistent=False)
 
-    def local_bias(self) -> torch.Tensor:
-        """(heads, 1 + w², 1 + w²): the relative bias, zero in the regional token's row and column."""
-        n = self.window * self.window
-        bias = self.rel_pos[:, self.rel_index.reshape(-1)].reshape(self.heads, n, n)
+    def local_bias(self, extent: tuple[int, int] | None = None) -> torch.Tensor:
+        """(heads, 1 + n, 1 + n): the relative bias among the n = eh·ew local tokens of a window
+        cropped to ``extent`` (default: the whole window), zero in the regional token's row and column."""
+        eh, ew = extent or (self.window, self.window)
+        index = self.rel_index
+        if (eh, ew) != (self.window, self.window):
+            # The cropped window's tokens keep their offsets, so their pairs index the same table.
+            kept = (torch.arange(eh, device=index.device)[:, None] * self.window + torch.arange(ew, device=index.device)).flatten()
+            index = index[kept][:, kept]
+        n = eh * ew
+        bias = self.rel_pos[:, index.reshape(-1)].reshape(self.heads, n, n)
         return F.pad(bias, (1, 0, 1, 0))
 
     def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -184,18 +191,18 @@ class R2LBlock(nn.Module):
         self.mlp = Mlp(dim, int(dim * mlp_ratio), act_layer=get_act_layer(act_layer))
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
-    def _attn_mask(self, size: tuple[int, int], grid: tuple[int, int], device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    def _attn_mask(self, size: tuple[int, int], grid: tuple[int, int], extent: tuple[int, int], device: torch.device, dtype: torch.dtype) -> torch.Tensor:
         """Relative bias, plus a large negative value on padded local keys when the map was padded."""
-        bias = self.attn.local_bias().to(dtype)  # (h, 1 + w², 1 + w²)
+        bias = self.attn.local_bias(extent).to(dtype)  # (h, 1 + n, 1 + n)
         H, W = size
-        if H == grid[0] * self.window and W == grid[1] * self.window:
+        if H == grid[0] * extent[0] and W == grid[1] * extent[1]:
             return bias
-        valid = torch.zeros(1, 1, grid[0] * self.window, grid[1] * self.window, device=device, dtype=dtype)
+        valid = torch.zeros(1, 1, grid[0] * extent[0], grid[1] * extent[1], device=device, dtype=dtype)
         valid[..., :H, :W] = 1.0
-        valid = window_partition(valid, self.window).squeeze(-1)  # (Hr·Wr, w²)
+        valid = window_partition(valid, extent).squeeze(-1)  # (Hr·Wr, n)
         valid = F.pad(valid, (1, 0), value=1.0)  # the regional token is always a valid key
-        blocked = (1.0 - valid) * torch.finfo(dtype).min  # (Hr·Wr, 1 + w²)
-        return bias.unsqueeze(0) + blocked[:, None, None, :]  # (Hr·Wr, h, 1 + w², 1 + w²)
+        blocked = (1.0 - valid) * torch.finfo(dtype).min  # (Hr·Wr, 1 + n)
+        return bias.unsqueeze(0) + blocked[:, None, None, :]  # (Hr·Wr, h, 1 + n, 1 + n)
 
     def forward(self, x: MaybeStreams) -> Streams:
         local, regional = x if isinstance(x, tuple) else (x, regional_from_local(x, self.window))
@@ -213,11 +220,15 @@ class R2LBlock(nn.Module):
         r = regional.flatten(2).transpose(1, 2)  # (B, Hr·Wr, C)
         r = r + self.drop_path(self.attn(self.norm0(r)))
 
-        # 2. Local attention inside each region, its regional token in front.
-        pad_h, pad_w = grid[0] * self.window - H, grid[1] * self.window - W
-        windows = window_partition(F.pad(local, (0, pad_w, 0, pad_h)), self.window)  # (B·Hr·Wr, w², C)
-        t = torch.cat([r.reshape(-1, 1, C), windows], dim=1)  # (B·Hr·Wr, 1 + w², C)
-        mask = self._attn_mask((H, W), grid, local.device, local.dtype)
+        # 2. Local attention inside each region, its regional token in front. Along an axis where
+        # the map is no larger than the window (one region), the window shrinks to the map: the
+        # padding it would add is masked as keys and cropped as queries, so it only costs time
+        # (at a 32 px proxy a window of 7 on a 1×1 map attends 50 tokens, MLP included, for 2).
+        extent = (H if grid[0] == 1 else self.window, W if grid[1] == 1 else self.window)
+        pad_h, pad_w = grid[0] * extent[0] - H, grid[1] * extent[1] - W
+        windows = window_partition(F.pad(local, (0, pad_w, 0, pad_h)), extent)  # (B·Hr·Wr, n, C)
+        t = torch.cat([r.reshape(-1, 1, C), windows], dim=1)  # (B·Hr·Wr, 1 + n, C)
+        mask = self._attn_mask((H, W), grid, extent, local.device, local.dtype)
         if mask.dim() == 4:  # per-window padding mask: repeat it for every image of the batch
             mask = mask.repeat(B, 1, 1, 1)
         t = t + self.drop_path(self.attn(self.norm1(t), mask))
@@ -225,7 +236,7 @@ class R2LBlock(nn.Module):
 
         # 3. Back to two NCHW maps, padding cropped.
         regional = t[:, 0].reshape(B, grid[0], grid[1], C).permute(0, 3, 1, 2)  # (B, C, Hr, Wr)
-        local = window_reverse(t[:, 1:], self.window, B, grid)[:, :, :H, :W]  # (B, C, H, W)
+        local = window_reverse(t[:, 1:], extent, B, grid)[:, :, :H, :W]  # (B, C, H, W)
         return local, regional
 
 

@@ -82,6 +82,34 @@ def test_block_matches_per_window_reference_with_padding() -> None:
     torch.testing.assert_close(out_regional, ref_regional, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize(
+    ("size", "grid"),
+    [((1, 1), (1, 1)), ((2, 3), (1, 1)), ((3, 3), (1, 1)), ((2, 5), (1, 2)), ((5, 1), (2, 1))],
+    ids=["1x1", "2x3", "whole_window", "one_region_high", "one_region_wide"],
+)
+def test_block_on_maps_smaller_than_the_window_matches_the_reference(size: tuple[int, int], grid: tuple[int, int]) -> None:
+    # Along an axis with one region the block crops its window to the map instead of padding it
+    # (a 32 px proxy's last stage is 1×1 under a window of 7); the result must not change.
+    torch.manual_seed(1)
+    window, dim, heads = 3, 8, 2
+    block = R2LBlock(dim, heads, window, mlp_ratio=2.0, qkv_bias=True, drop_path=0.0).eval()
+    local, regional = torch.randn(2, dim, *size), torch.randn(2, dim, *grid)
+    out_local, out_regional = block((local, regional))
+    ref_local, ref_regional = _reference_r2l(block, local, regional)
+    torch.testing.assert_close(out_local, ref_local, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(out_regional, ref_regional, atol=1e-5, rtol=1e-5)
+
+
+def test_a_cropped_window_attends_only_real_tokens() -> None:
+    # 1×1 local map, window 7: one regional and one local token per image (not 1 + 49).
+    block = R2LBlock(8, 2, 7, mlp_ratio=2.0, qkv_bias=True, drop_path=0.0).eval()
+    seen: list[tuple[int, ...]] = []
+    block.mlp.register_forward_hook(lambda mod, inp, out: seen.append(tuple(inp[0].shape)))
+    block((torch.randn(3, 8, 1, 1), torch.randn(3, 8, 1, 1)))
+    assert seen == [(3, 2, 8)]
+    assert block.attn.local_bias((1, 1)).shape == (2, 2, 2)
+
+
 def _reference_r2l(block: R2LBlock, local: torch.Tensor, regional: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Loop over regions, attend only among real tokens, bias looked up by (key - query) offset."""
     attn, w = block.attn, block.window
