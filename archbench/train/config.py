@@ -98,7 +98,7 @@ class TrainConfig:
 
     # The default proxy (docs/search.md says why each value is what it is, with measurements).
     dataset: str = "fashion-mnist-subset"
-    epochs: int = 2
+    epochs: int = 3
     batch_size: int = 64
     lr: float = 2e-3
     weight_decay: float = 0.05
