@@ -204,6 +204,13 @@ class R2LBlock(nn.Module):
         blocked = (1.0 - valid) * torch.finfo(dtype).min  # (Hr·Wr, 1 + n)
         return bias.unsqueeze(0) + blocked[:, None, None, :]  # (Hr·Wr, h, 1 + n, 1 + n)
 
+    def window_extent(self, size: tuple[int, int], grid: tuple[int, int]) -> tuple[int, int]:
+        """The local tokens of a region, per side: the window, or the map along an axis that holds
+        one region. Padding a map smaller than the window only costs time (padded tokens are masked
+        as keys and cropped as queries); at a 32 px proxy a window of 7 on a 1×1 map would attend
+        50 tokens, MLP included, for 2."""
+        return (size[0] if grid[0] == 1 else self.window, size[1] if grid[1] == 1 else self.window)
+
     def forward(self, x: MaybeStreams) -> Streams:
         local, regional = x if isinstance(x, tuple) else (x, regional_from_local(x, self.window))
         B, C, H, W = local.shape
@@ -220,11 +227,8 @@ class R2LBlock(nn.Module):
         r = regional.flatten(2).transpose(1, 2)  # (B, Hr·Wr, C)
         r = r + self.drop_path(self.attn(self.norm0(r)))
 
-        # 2. Local attention inside each region, its regional token in front. Along an axis where
-        # the map is no larger than the window (one region), the window shrinks to the map: the
-        # padding it would add is masked as keys and cropped as queries, so it only costs time
-        # (at a 32 px proxy a window of 7 on a 1×1 map attends 50 tokens, MLP included, for 2).
-        extent = (H if grid[0] == 1 else self.window, W if grid[1] == 1 else self.window)
+        # 2. Local attention inside each region, its regional token in front.
+        extent = self.window_extent((H, W), grid)
         pad_h, pad_w = grid[0] * extent[0] - H, grid[1] * extent[1] - W
         windows = window_partition(F.pad(local, (0, pad_w, 0, pad_h)), extent)  # (B·Hr·Wr, n, C)
         t = torch.cat([r.reshape(-1, 1, C), windows], dim=1)  # (B·Hr·Wr, 1 + n, C)

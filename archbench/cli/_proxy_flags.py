@@ -11,8 +11,8 @@ if TYPE_CHECKING:
 
 # Flag (with "_" for "-") -> the TrainConfig field it sets: the same name.
 PROXY_FLAGS = (
-    "dataset", "epochs", "train_images", "batch_size", "lr", "proxy_img_size", "proxy_width_mult", "proxy_depth_mult", "mix",
-    "knn_at_init",
+    "dataset", "epochs", "warmup_epochs", "train_images", "batch_size", "lr", "proxy_img_size", "proxy_width_mult", "proxy_depth_mult",
+    "mix", "knn_at_init",
 )
 
 
@@ -24,6 +24,8 @@ def add_proxy_flags(parser: argparse.ArgumentParser, defaults: TrainConfig) -> N
     S = argparse.SUPPRESS
     parser.add_argument("--dataset", default=S, help=f"{DATASET_FORMS} (default {defaults.dataset})")
     parser.add_argument("--epochs", type=int, default=S, help=f"proxy training epochs (default {defaults.epochs})")
+    parser.add_argument("--warmup-epochs", type=float, default=S,
+                        help=f"linear learning-rate warm-up, in (fractional) epochs (default {defaults.warmup_epochs:g})")
     parser.add_argument("--train-images", type=int, default=S,
                         help=f"train on at most this many images, drawn per class; 0: all (default {defaults.train_images})")
     parser.add_argument("--batch-size", type=int, default=S, help=f"proxy training batch size, 1 to {MAX_BATCH} (default {defaults.batch_size})")

@@ -52,6 +52,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--ray-address", default=S, help="join an existing Ray cluster instead of a local one")
     p.add_argument("--run-dir", default=S, help="run folder (default runs/fidelity-<space>-<timestamp>)")
     p.add_argument("--resume", action="store_true", default=S, help="continue the study in --run-dir")
+    p.add_argument("--reference-from", default=S, metavar="RUN",
+                   help="take the architectures and the reference trainings of the finished study RUN and train only the proxy "
+                   "(compare proxies against one reference)")
     p.add_argument("--no-live", action="store_true", help="no live view: one line per finished evaluation")
     p.set_defaults(run=run)
 
@@ -72,11 +75,16 @@ def options_from(args: argparse.Namespace) -> tuple[FidelityOptions, set[str]]:
 
 def run(args: argparse.Namespace) -> int:
     from archbench.cli._output import console, quiet_libraries
+    from archbench.fidelity.options import FROM_REFERENCE_STUDY
+    from archbench.store.run import option_flag
 
     quiet_libraries()
     options, given = options_from(args)  # before torch and Ray are imported: a bad flag is refused at once
-    if options.resume and given & {*PROXY_FLAGS, "reference", "space", "archs", "seeds", "reference_seeds", "pool", "seed", "latency"}:
+    if options.resume and given & {*PROXY_FLAGS, *FROM_REFERENCE_STUDY, "seeds", "reference_from"}:
         raise UsageError("--resume continues a study as it was planned: only --concurrency, --cpus-per-trial and --ray-address may change")
+    if options.reference_from and given & set(FROM_REFERENCE_STUDY):
+        taken = ", ".join(option_flag(name) for name in FROM_REFERENCE_STUDY if name in given)
+        raise UsageError(f"--reference-from takes the space, architectures and reference training of {options.reference_from}: leave out {taken}")
 
     from archbench.fidelity.runner import run_fidelity
     from archbench.report.fidelity import print_fidelity

@@ -62,6 +62,10 @@ class FidelityOptions:
         ray_address: join an existing Ray cluster.
         run_dir: run folder (default ``runs/fidelity-<space>-<timestamp>``).
         resume: continue the study in ``run_dir``.
+        reference_from: a study whose architectures, reference training and reference evaluations
+            this one takes (``space``, ``archs``, ``pool``, ``seed``, ``latency``, ``reference`` and
+            ``reference_seeds`` become its own): only the proxy is trained, to compare proxies
+            against one costly reference.
     """
 
     space: str = "hybrid_vit"
@@ -79,6 +83,7 @@ class FidelityOptions:
     ray_address: str | None = None
     run_dir: str | None = None
     resume: bool = False
+    reference_from: str | None = None
 
     def __post_init__(self) -> None:
         if self.reference is None:
@@ -160,4 +165,7 @@ def _convert(key: str, text: str) -> Any:
         raise UserError(f"--reference: {key} must be a {'whole ' if kind.startswith('int') else ''}number, got '{text}'") from None
 
 
-__all__ = ["FidelityOptions", "REFERENCE_CHANGES", "REFERENCE_KEYS"]
+# What --reference-from takes from the study it names (the flags for them cannot be given with it).
+FROM_REFERENCE_STUDY = ("space", "archs", "pool", "seed", "latency", "reference", "reference_seeds")
+
+__all__ = ["FROM_REFERENCE_STUDY", "FidelityOptions", "REFERENCE_CHANGES", "REFERENCE_KEYS"]

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from archbench.errors import UserError
 from archbench.fidelity.options import FidelityOptions
 from archbench.fidelity.plan import PROXY, REFERENCE, Evaluation, FidelityPlan, PlannedArch, make_plan
+from archbench.fidelity.reference_from import ReferenceStudy, take_reference_parts
 from archbench.search.ray_session import RayUnavailable
 from archbench.store.run import Manifest, RunDirLock, RunFolder, RunWrites
 
@@ -65,7 +66,12 @@ def run_fidelity(
             else:
                 from archbench import space as spaces
 
-                space = spaces.load(options.space)
+                source = ReferenceStudy.open(options.reference_from) if options.reference_from else None
+                if source is not None:
+                    options = source.adopt(options)
+                    space = spaces.load(source.folder.space_copy)  # the space its architectures were drawn from
+                else:
+                    space = spaces.load(options.space)
                 data = _datasets(options)  # a bad --dataset leaves nothing behind
                 folder = RunFolder.create(options.run_dir or default_run_dir(space.name))
                 writes.path = folder.path
@@ -74,12 +80,14 @@ def run_fidelity(
                 manifest = _manifest(options, space, command)
                 view = FidelityProgress(folder.path, total=options.archs * options.evaluations_per_arch, live=live, quiet=not progress)
                 try:
-                    plan = make_plan(space, options, progress=view.planning)
+                    plan = source.plan_for(options) if source is not None else make_plan(space, options, progress=view.planning)
                 except BaseException:
                     folder.discard_unstarted()
                     raise
                 folder.write_manifest(manifest, space_text=space.source_text)
                 plan.write(folder.plan_path)
+            if options.reference_from:  # on --resume too: copies a kill -9 cut off
+                take_reference_parts(options.reference_from, folder, plan)
             try:
                 return _study(options, folder, manifest, plan, data, started=started, quiet=quiet, live=live, progress=progress)
             except RayUnavailable:

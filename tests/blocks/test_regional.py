@@ -100,6 +100,25 @@ def test_block_on_maps_smaller_than_the_window_matches_the_reference(size: tuple
     torch.testing.assert_close(out_regional, ref_regional, atol=1e-5, rtol=1e-5)
 
 
+class PaddedR2LBlock(R2LBlock):
+    """The block as released: every region padded to the whole window."""
+
+    def window_extent(self, size: tuple[int, int], grid: tuple[int, int]) -> tuple[int, int]:
+        return (self.window, self.window)
+
+
+def test_cropping_gives_the_padded_windows_result() -> None:
+    # The released computation (pad to 7×7, mask the padding) on the maps of a 32 px proxy.
+    torch.manual_seed(2)
+    block = R2LBlock(16, 2, 7, mlp_ratio=4.0, qkv_bias=True, drop_path=0.0).eval()
+    padded = PaddedR2LBlock(16, 2, 7, mlp_ratio=4.0, qkv_bias=True, drop_path=0.0).eval()
+    padded.load_state_dict(block.state_dict())
+    for side in (1, 2, 4):
+        x = (torch.randn(2, 16, side, side), torch.randn(2, 16, 1, 1))
+        for ours, released in zip(block(x), padded(x)):
+            torch.testing.assert_close(ours, released, atol=1e-5, rtol=1e-5)
+
+
 def test_a_cropped_window_attends_only_real_tokens() -> None:
     # 1×1 local map, window 7: one regional and one local token per image (not 1 + 49).
     block = R2LBlock(8, 2, 7, mlp_ratio=2.0, qkv_bias=True, drop_path=0.0).eval()

@@ -142,6 +142,24 @@ def test_study_records_every_evaluation_analyses_it_and_reports_in_every_format(
     assert {row["run"] for row in json.loads(captured.out)} == {"search"}
     assert "study: a fidelity study: render it with archbench report" in captured.err
 
+    # another proxy judged against the same reference: the study's reference parts are taken, only the proxy trains
+    slower = replace(TINY_PROXY, lr=5e-4)
+    other = run_fidelity(FidelityOptions(proxy=slower, seeds=1, concurrency=2, run_dir=str(tmp_path / "other"), reference_from=str(runs / "study")),
+                         command=["pytest"], live=False, progress=False)
+    assert other.counts == {"ok": 8} and other.analysis.n_archs == 4
+    assert FidelityPlan.read(tmp_path / "other" / "fidelity_plan.json").archs == FidelityPlan.read(runs / "study" / "fidelity_plan.json").archs
+    taken = pd.read_parquet(tmp_path / "other" / "trials").set_index("trial_id")
+    source = parts.set_index("trial_id")
+    refs = taken[taken["fidelity"] == REFERENCE]
+    assert sorted(refs.index) == sorted(source[source["fidelity"] == REFERENCE].index)
+    assert refs["val_acc"].equals(source.loc[refs.index, "val_acc"]) and (refs["run"] == "other").all()
+    assert {json.loads(x)["reference_from"] for x in refs["extra_json"]} == {str((runs / "study").resolve())}
+    trained = taken[taken["fidelity"] == PROXY]
+    assert len(trained) == 4 and (trained["proxy_lr"] == 5e-4).all()
+    manifest = json.loads((tmp_path / "other" / "manifest.json").read_text())
+    assert manifest["options"]["reference_from"] == str((runs / "study").resolve())
+    assert manifest["options"]["space"] == str(TINY_SPACE) and manifest["options"]["reference"]["epochs"] == 2
+
 
 def _report(capsys, run: str, fmt: str) -> str:
     assert main(["report", run, "--format", fmt]) == 0
@@ -180,6 +198,37 @@ def test_resume_refuses_a_search_folder_and_changed_settings(tmp_path, capsys):
     assert "--resume continues a study as it was planned" in capsys.readouterr().err
     assert main(["fidelity", "--resume"]) == 2
     assert "--resume needs --run-dir" in capsys.readouterr().err
+
+
+def test_reference_from_refuses_what_it_takes_other_runs_and_another_dataset(tmp_path, capsys):
+    from archbench import space as spaces
+    from archbench.search.prepare import new_manifest
+    from archbench.store.run import RunFolder
+
+    study = tmp_path / "study"  # a study's folder as it stands before its first evaluation
+    space = spaces.load(str(TINY_SPACE))
+    folder = RunFolder.create(study)
+    manifest = new_manifest("fidelity", options=FidelityOptions(proxy=TINY_PROXY).to_dict(), space=space, source=str(TINY_SPACE),
+                            command=["pytest"], objectives=[], seed=0, latency_isolation="none")
+    folder.write_manifest(manifest, space_text=space.source_text)
+    FidelityPlan(archs=(), seeds=2, reference_seeds=1, draw_seed=0, pool_size=2).write(study / "fidelity_plan.json")
+    new = tmp_path / "new"
+
+    assert main(["fidelity", "--reference-from", str(study), "--archs", "8", "--seed", "3", "--run-dir", str(new)]) == 2
+    assert "--reference-from takes the space, architectures and reference training of" in (err := capsys.readouterr().err)
+    assert err.rstrip().endswith("leave out --archs, --seed") and err.count("\n") == 1
+    assert main(["fidelity", "--reference-from", str(study), "--dataset", "fashion-mnist-subset", "--run-dir", str(new)]) == 2
+    assert f"{study}'s reference trained on digits; the proxy must train on it too (--dataset digits)" in capsys.readouterr().err
+    search = tmp_path / "search"
+    RunFolder.create(search).write_manifest(replace(manifest, kind="search"))
+    assert main(["fidelity", "--reference-from", str(search), "--dataset", "digits", "--run-dir", str(new)]) == 2
+    assert f"--reference-from: {search} holds a search run, not a fidelity study" in capsys.readouterr().err
+    (study / "fidelity_plan.json").unlink()
+    assert main(["fidelity", "--reference-from", str(study), "--dataset", "digits", "--run-dir", str(new)]) == 2
+    assert "fidelity_plan.json is missing: the study's architectures cannot be taken from it" in capsys.readouterr().err
+    assert not new.exists()  # nothing left behind by a refused study
+    assert main(["fidelity", "--resume", "--run-dir", str(study), "--reference-from", str(study)]) == 2
+    assert "--resume continues a study as it was planned" in capsys.readouterr().err
 
 
 def test_an_explicit_concurrency_below_one_is_refused(tmp_path, capsys):
