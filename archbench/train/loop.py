@@ -286,11 +286,13 @@ def _train(
 
     eval_batch = config.eval_batch_size or 2 * batch_size
 
-    def knn_probe() -> float:
+    def knn_probe(val_features: torch.Tensor | None = None) -> float:
         from archbench.train.knn import extract_features, knn_accuracy
 
-        features = [extract_features(model, x, scale, shift, eval_batch, autocast, channels_last) for x in (train_x, val_x)]
-        return knn_accuracy(features[0], train_y, features[1], val_y, data.num_classes)
+        train_features = extract_features(model, train_x, scale, shift, eval_batch, autocast, channels_last)
+        if val_features is None:
+            val_features = extract_features(model, val_x, scale, shift, eval_batch, autocast, channels_last)
+        return knn_accuracy(train_features, train_y, val_features, val_y, data.num_classes)
 
     knn_init = knn_probe() if config.knn_at_init else None
     history: list[EpochResult] = []
@@ -343,7 +345,9 @@ def _train(
         images_seen += epoch_images
 
         eval_start = time.perf_counter()
-        val_loss, val_acc = _evaluate(model, val_x, val_y, scale, shift, eval_batch, autocast, channels_last)
+        # The evaluation keeps the classifier's input features: after the last epoch they are the
+        # k-NN probe's val features, which then costs one pass over the training images, not two passes.
+        val_loss, val_acc, val_features = _evaluate(model, val_x, val_y, scale, shift, eval_batch, autocast, channels_last)
         eval_seconds += time.perf_counter() - eval_start
         if not math.isfinite(val_loss):
             raise TrainingDiverged(f"validation loss is {val_loss} after epoch {epoch}", epoch=epoch, step=step)
@@ -364,7 +368,7 @@ def _train(
             break
 
     eval_start = time.perf_counter()
-    knn = knn_probe()
+    knn = knn_probe(val_features)
     eval_seconds += time.perf_counter() - eval_start
     last = history[-1]
     return TrainResult(
@@ -396,23 +400,37 @@ def _evaluate(
     batch_size: int,
     autocast: contextlib.AbstractContextManager,
     channels_last: bool,
-) -> tuple[float, float]:
-    """Mean cross-entropy (nats) and top-1 accuracy over the val split, one device sync at the end."""
+) -> tuple[float, float, torch.Tensor | None]:
+    """Mean cross-entropy (nats) and top-1 accuracy over the val split, one device sync at the end,
+    and the classifier's input features of every val image (float32, (n, d), as
+    :func:`archbench.train.knn.extract_features` takes them; None for a model without a classifier)."""
+    from archbench.train.knn import classifier_input
+
     model.eval()
     loss_sum = torch.zeros((), device=val_x.device, dtype=torch.float64)
     correct = torch.zeros((), device=val_x.device, dtype=torch.int64)
-    with torch.inference_mode():
-        for xb, yb in iterate_batches(val_x, val_y, batch_size):
-            x = torch.addcmul(shift, xb.float(), scale)
-            if channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            with autocast:
-                logits = model(x)
-            logits = logits.float()
-            loss_sum += F.cross_entropy(logits, yb, reduction="sum").double()
-            correct += (logits.argmax(dim=1) == yb).sum()
+    captured: list[torch.Tensor] = []
+    try:
+        classifier = classifier_input(model)
+    except ValueError:  # no classifier to probe: the k-NN probe says so after training, as it always did
+        classifier = None
+    handle = classifier.register_forward_pre_hook(lambda _m, args: captured.append(args[0].detach().float())) if classifier else None
+    try:
+        with torch.inference_mode():
+            for xb, yb in iterate_batches(val_x, val_y, batch_size):
+                x = torch.addcmul(shift, xb.float(), scale)
+                if channels_last:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                with autocast:
+                    logits = model(x)
+                logits = logits.float()
+                loss_sum += F.cross_entropy(logits, yb, reduction="sum").double()
+                correct += (logits.argmax(dim=1) == yb).sum()
+    finally:
+        if handle is not None:
+            handle.remove()
     n = max(1, len(val_y))
-    return float(loss_sum) / n, int(correct) / n
+    return float(loss_sum) / n, int(correct) / n, torch.cat(captured) if captured else None
 
 
 # ---- helpers ------------------------------------------------------------------------------------

@@ -50,6 +50,24 @@ def test_probe_of_a_trained_proxy(tmp_path) -> None:
     assert TrialRecord.from_row(record.to_row()).val_knn_acc == pytest.approx(probed.val_knn_acc)
 
 
+def test_probe_reuses_the_last_evaluations_val_features() -> None:
+    # The probe reads val features from the last epoch's evaluation instead of a second pass: the
+    # result must equal a probe that extracts both sets from the trained model itself.
+    import archbench
+    from archbench import zoo
+    from archbench.train.knn import extract_features
+
+    data = load_dataset("digits", img_size=16, seed=0)
+    config = TrainConfig(dataset="digits", epochs=2, proxy_img_size=16, proxy_width_mult=0.25, proxy_depth_mult=0.34, device="cpu", threads=1)
+    model = archbench.build(config.proxy_of(zoo.get("deit_ti"), data))
+    result = train_proxy(model, data, config)  # trains this very module
+    mean, std = (torch.tensor(v, dtype=torch.float32).view(1, -1, 1, 1) for v in (data.mean, data.std))
+    scale, shift = 1.0 / (255.0 * std), -mean / std  # Dataset.normalize as one multiply-add, as training does
+    batch = 2 * config.batch_size
+    features = [extract_features(model, x, scale, shift, batch, torch.autocast("cpu", enabled=False)) for x in (data.train_x, data.val_x)]
+    assert result.val_knn_acc == knn_accuracy(features[0], data.train_y, features[1], data.val_y, data.num_classes)
+
+
 def test_classifier_input_is_the_heads_last_linear() -> None:
     import archbench
 
