@@ -102,7 +102,7 @@ class TrainConfig:
     batch_size: int = 64
     lr: float = 2e-3
     weight_decay: float = 0.05
-    warmup_epochs: float = 1  # an int default keeps the manifest's value as it always was
+    warmup_epochs: float = 0.5
     label_smoothing: float = 0.1
     mixup: float = 0.0
     cutmix: float = 0.0
@@ -110,7 +110,7 @@ class TrainConfig:
     proxy_img_size: int = 32
     proxy_width_mult: float = 0.5
     proxy_depth_mult: float = 0.5
-    train_images: int | None = 5000
+    train_images: int | None = 4000
     seed: int = 0
     device: str = "auto"
     threads: int | None = None

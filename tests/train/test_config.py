@@ -20,7 +20,7 @@ def test_record_fields_are_the_training_columns():
         "proxy_epochs": 3,
         "proxy_batch_size": 32,
         "proxy_lr": 1e-3,
-        "proxy_train_images": 5000,
+        "proxy_train_images": 4000,
         "seed": 4,
     }
     record = TrialRecord(run="r", trial_id="00002", status="ok", **config.for_trial(2).record_fields())

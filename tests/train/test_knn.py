@@ -35,7 +35,9 @@ def test_weighted_votes_on_hand_made_features() -> None:
 
 def test_probe_of_a_trained_proxy(tmp_path) -> None:
     data = load_dataset("digits", img_size=16, seed=0)
-    config = TrainConfig(dataset="digits", epochs=1, proxy_img_size=16, proxy_width_mult=0.25, proxy_depth_mult=0.34, device="cpu", threads=1)
+    # A whole epoch of warm-up: this test's one epoch then trains enough to beat the probe at init.
+    config = TrainConfig(dataset="digits", epochs=1, warmup_epochs=1, proxy_img_size=16, proxy_width_mult=0.25, proxy_depth_mult=0.34,
+                         device="cpu", threads=1)
     from archbench import zoo
 
     proxy = config.proxy_of(zoo.get("deit_ti"), data)
