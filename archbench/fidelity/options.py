@@ -14,8 +14,9 @@ from archbench.train.config import TrainConfig
 
 # The reference fidelity, as changes to the proxy's TrainConfig: the whole training split (2.5× the
 # default proxy's images), twice the epochs and a one-epoch warm-up, five times the proxy's training
-# (docs/fidelity.md gives the measurements behind it). The default study must run on 2 cores in 30 minutes, so it is a longer training, not the full
-# architecture at full resolution: on a machine with more to spend, raise width, depth and resolution.
+# (docs/fidelity.md gives the measurements behind it). The default study must run on 2 cores in 30
+# minutes, so it is a longer training, not the full architecture at full resolution: on a machine
+# with more to spend, raise width, depth and resolution.
 REFERENCE_CHANGES: dict[str, Any] = {"train_images": None, "epochs": 6, "warmup_epochs": 1}
 # Settings --reference may change: what makes one fidelity costlier than another.
 REFERENCE_KEYS = (
