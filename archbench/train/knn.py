@@ -5,16 +5,14 @@ A label-efficient second view of representation quality beside the linear classi
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import contextlib
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from archbench.train.data import iterate_batches
-
-if TYPE_CHECKING:
-    import contextlib
 
 # DINO's defaults (eval_knn.py: --nb_knn 20, --temperature 0.07).
 KNN_K = 20
@@ -106,21 +104,39 @@ def extract_features(
 ) -> torch.Tensor:
     """The classifier's input features (float32, (n, d)) of uint8 ``images``, normalised as
     ``images * scale + shift``, in eval mode without gradients."""
-    captured: list[torch.Tensor] = []
-    handle = classifier_input(model).register_forward_pre_hook(lambda _m, args: captured.append(args[0].detach().float()))
     labels = torch.zeros(len(images), dtype=torch.long, device=images.device)
     model.eval()
-    try:
-        with torch.inference_mode():
-            for xb, _ in iterate_batches(images, labels, batch_size):
-                x = torch.addcmul(shift, xb.float(), scale)
-                if channels_last:
-                    x = x.contiguous(memory_format=torch.channels_last)
-                with autocast:
-                    model(x)
-    finally:
-        handle.remove()
+    with classifier_features(model) as captured, torch.inference_mode():
+        for xb, _ in iterate_batches(images, labels, batch_size):
+            x = torch.addcmul(shift, xb.float(), scale)
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with autocast:
+                model(x)
     return torch.cat(captured)
 
 
-__all__ = ["KNN_K", "KNN_TEMPERATURE", "classifier_input", "extract_features", "knn_accuracy", "knn_predict"]
+@contextlib.contextmanager
+def classifier_features(model: nn.Module, *, required: bool = True) -> Iterator[list[torch.Tensor]]:
+    """While open, collects the classifier's input (float32, detached) of every forward pass of
+    ``model``, batch by batch. With ``required=False`` a model without a classifier collects nothing.
+
+    Raises:
+        ValueError: ``model`` has no linear classifier (see :func:`classifier_input`) and ``required``.
+    """
+    captured: list[torch.Tensor] = []
+    try:
+        layer: nn.Linear | None = classifier_input(model)
+    except ValueError:
+        if required:
+            raise
+        layer = None
+    handle = layer.register_forward_pre_hook(lambda _m, args: captured.append(args[0].detach().float())) if layer is not None else None
+    try:
+        yield captured
+    finally:
+        if handle is not None:
+            handle.remove()
+
+
+__all__ = ["KNN_K", "KNN_TEMPERATURE", "classifier_features", "classifier_input", "extract_features", "knn_accuracy", "knn_predict"]

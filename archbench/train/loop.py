@@ -404,31 +404,22 @@ def _evaluate(
     """Mean cross-entropy (nats) and top-1 accuracy over the val split, one device sync at the end,
     and the classifier's input features of every val image (float32, (n, d), as
     :func:`archbench.train.knn.extract_features` takes them; None for a model without a classifier)."""
-    from archbench.train.knn import classifier_input
+    from archbench.train.knn import classifier_features
 
     model.eval()
     loss_sum = torch.zeros((), device=val_x.device, dtype=torch.float64)
     correct = torch.zeros((), device=val_x.device, dtype=torch.int64)
-    captured: list[torch.Tensor] = []
-    try:
-        classifier = classifier_input(model)
-    except ValueError:  # no classifier to probe: the k-NN probe says so after training, as it always did
-        classifier = None
-    handle = classifier.register_forward_pre_hook(lambda _m, args: captured.append(args[0].detach().float())) if classifier else None
-    try:
-        with torch.inference_mode():
-            for xb, yb in iterate_batches(val_x, val_y, batch_size):
-                x = torch.addcmul(shift, xb.float(), scale)
-                if channels_last:
-                    x = x.contiguous(memory_format=torch.channels_last)
-                with autocast:
-                    logits = model(x)
-                logits = logits.float()
-                loss_sum += F.cross_entropy(logits, yb, reduction="sum").double()
-                correct += (logits.argmax(dim=1) == yb).sum()
-    finally:
-        if handle is not None:
-            handle.remove()
+    # A model without a classifier collects nothing here; the k-NN probe says so after training.
+    with classifier_features(model, required=False) as captured, torch.inference_mode():
+        for xb, yb in iterate_batches(val_x, val_y, batch_size):
+            x = torch.addcmul(shift, xb.float(), scale)
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with autocast:
+                logits = model(x)
+            logits = logits.float()
+            loss_sum += F.cross_entropy(logits, yb, reduction="sum").double()
+            correct += (logits.argmax(dim=1) == yb).sum()
     n = max(1, len(val_y))
     return float(loss_sum) / n, int(correct) / n, torch.cat(captured) if captured else None
 
