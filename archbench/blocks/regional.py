@@ -140,10 +140,10 @@ class R2LAttention(nn.Module):
         rel = coords[:, None, :] - coords[:, :, None] + window - 1  # (2, w², w²): key minus query
         self.register_buffer("rel_index", rel[0] * span + rel[1], persistent=False)
 
-    def local_bias(self, extent: tuple[int, int] | None = None) -> torch.Tensor:
+    def local_bias(self, extent: tuple[int, int]) -> torch.Tensor:
         """(heads, 1 + n, 1 + n): the relative bias among the n = eh·ew local tokens of a window
-        cropped to ``extent`` (default: the whole window), zero in the regional token's row and column."""
-        eh, ew = extent or (self.window, self.window)
+        cropped to ``extent`` (the whole window or less), zero in the regional token's row and column."""
+        eh, ew = extent
         index = self.rel_index
         if (eh, ew) != (self.window, self.window):
             # The cropped window's tokens keep their offsets, so their pairs index the same table.
